@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from controlplane.common.routers import OptionalSlashRouter
+from controlplane.telemetry.api import views
+
+router = OptionalSlashRouter()
+router.register("node-samples", views.NodeSampleViewSet, basename="node-sample")
+router.register("worker-samples", views.WorkerSampleViewSet, basename="worker-sample")
+
+urlpatterns = router.urls

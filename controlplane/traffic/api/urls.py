@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from controlplane.common.routers import OptionalSlashRouter
+from controlplane.traffic.api import views
+
+router = OptionalSlashRouter()
+router.register("services", views.ServiceViewSet, basename="service")
+router.register("traffic/records", views.RequestRecordViewSet, basename="record")
+router.register("profiles", views.WorkloadProfileViewSet, basename="profile")
+
+urlpatterns = router.urls

@@ -1,0 +1,60 @@
+"""Writes for services (their SLOs and rebalancing policy). Each is one transaction with an AuditEvent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from controlplane.accounts.models import User
+from controlplane.accounts.services import audit_record
+from controlplane.common.errors import ApplicationError
+from controlplane.common.snapshots import snapshot
+from controlplane.traffic.models import Service
+from profiler import catalog
+
+_SERVICE_FIELDS = (
+    "name", "model_name", "architecture", "dtype", "ttft_slo_s", "tpot_slo_s", "slo_percentile", "attainment_target",
+    "rebalance_interval_s", "rebalance_min_saving", "auto_approve", "min_instances_per_phase",
+)
+
+
+def _check_model(model_name: str, architecture: dict[str, Any] | None) -> None:
+    if architecture is None and model_name not in catalog.MODELS:
+        known = ", ".join(sorted(catalog.MODELS))
+        raise ApplicationError(
+            f"Model {model_name!r} is not in the catalog; give its architecture or use one of: {known}.",
+            fields={"model_name": [f"Unknown model; known: {known}."]},
+        )
+
+
+@transaction.atomic
+def service_create(*, actor: User | None, name: str, model_name: str, **fields: Any) -> Service:
+    _check_model(model_name, fields.get("architecture"))
+    service = Service.objects.create(name=name, model_name=model_name, **fields)
+    audit_record(actor=actor, verb="service.create", obj=service, after=snapshot(service, _SERVICE_FIELDS))
+    return service
+
+
+@transaction.atomic
+def service_update(*, actor: User, service: Service, **changes: Any) -> Service:
+    service = Service.objects.select_for_update().get(pk=service.pk)
+    before = snapshot(service, _SERVICE_FIELDS)
+    for field, value in changes.items():
+        setattr(service, field, value)
+    _check_model(service.model_name, service.architecture)
+    service.save()
+    audit_record(actor=actor, verb="service.update", obj=service, before=before, after=snapshot(service, _SERVICE_FIELDS))
+    return service
+
+
+@transaction.atomic
+def service_delete(*, actor: User, service: Service) -> None:
+    if service.plans.filter(status__in=["active", "rolling_out"]).exists():
+        raise ApplicationError(
+            f"Service {service.name} has a plan that is active or rolling out; retire it first.",
+            code="service_in_use",
+            http_status=409,
+        )
+    audit_record(actor=actor, verb="service.delete", obj=service, before=snapshot(service, _SERVICE_FIELDS))
+    service.delete()
