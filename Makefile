@@ -29,11 +29,13 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	DEBUG=1 $(BIN)/mypy .
 
+# Every script under bench/ but the shared helpers; all run, and the target fails if any did.
 bench: $(INSTALLED)
-	@set -e; for script in bench/[a-z]*.py; do \
-		case $$script in bench/common.py) continue;; esac; \
-		echo "== $$script"; $(BIN)/python $$script --json; \
-	done
+	@failed=""; for script in bench/[a-z]*.py; do \
+		case $$script in bench/common.py|bench/django_env.py) continue;; esac; \
+		echo "== $$script"; $(BIN)/python $$script --json || failed="$$failed $$script"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 clean:
 	rm -rf var/test var/celery var/static

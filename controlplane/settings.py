@@ -133,6 +133,9 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# Routers send request records in batches of up to 10,000 (a few MB of JSON).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+
 # --- Security -------------------------------------------------------------------------------------
 
 SESSION_COOKIE_HTTPONLY = True
@@ -181,7 +184,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"RequestClassEnum": "controlplane.traffic.models.RequestClass"},
+    "ENUM_NAME_OVERRIDES": {
+        "RequestClassEnum": "controlplane.traffic.models.RequestClass",
+        "RecordStatusEnum": "controlplane.traffic.models.RecordStatus",
+        "NodeStatusEnum": "controlplane.fleet.models.NodeStatus",
+        "WorkerStatusEnum": "controlplane.fleet.models.WorkerStatus",
+        "PlanStatusEnum": "controlplane.planning.models.PlanStatus",
+        "RolloutStatusEnum": "controlplane.planning.models.RolloutStatus",
+        "StepStatusEnum": "controlplane.planning.models.StepStatus",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ This module is the one source of truth for hardware and model numbers. The perf 
 node agents read it to simulate GPUs, and the control plane's data migration seeds the database
 from it (operators then edit prices there). Every number carries its source in ``source``.
 
-Peak TFLOPS are *dense* (no 2:4 sparsity). Link bandwidth is the GPU's scale-up link, one
+Peak TFLOPS are *dense* (no 2:4 sparsity). Memory is the marketed size, read as GiB. Link bandwidth is the GPU's scale-up link, one
 direction, in GB/s (NVLink for SXM parts, PCIe Gen4 x16 for PCIe cards, Infinity Fabric for
 MI300X). Prices are indicative on-demand list prices per GPU-hour; operators set their own.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from profiler.errors import UnknownModelError, UnknownTierError
 
 GB = 10**9
+GIB = 2**30
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class GpuTier:
 
     @property
     def memory_bytes(self) -> float:
-        return self.memory_gb * GB
+        # Vendors' "80 GB" on these parts is binary: nvidia-smi shows an A100-80GB as 81,920 MiB.
+        return self.memory_gb * GIB
 
     @property
     def hbm_bytes_per_s(self) -> float:

@@ -17,3 +17,7 @@ def record_list() -> QuerySet[RequestRecord]:
 
 def profile_list() -> QuerySet[WorkloadProfile]:
     return WorkloadProfile.objects.select_related("service")
+
+
+def service_ids_by_name() -> dict[str, int]:
+    return dict(Service.objects.values_list("name", "id"))

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 
 from controlplane.accounts.models import User
 from controlplane.accounts.services import audit_record
+from controlplane.common.bulk import insert_ignoring_conflicts
 from controlplane.common.errors import ApplicationError
 from controlplane.common.snapshots import snapshot
-from controlplane.traffic.models import Service
+from controlplane.traffic.ingest import COLUMNS
+from controlplane.traffic.models import RequestRecord, Service
 from profiler import catalog
 
 _SERVICE_FIELDS = (
@@ -58,3 +62,23 @@ def service_delete(*, actor: User, service: Service) -> None:
         )
     audit_record(actor=actor, verb="service.delete", obj=service, before=snapshot(service, _SERVICE_FIELDS))
     service.delete()
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    received: int
+    stored: int
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.stored
+
+
+def records_ingest(*, rows: Sequence[Sequence[Any]]) -> IngestResult:
+    """Store request records (rows in `ingest.COLUMNS` order) in one transaction; ids already stored are skipped.
+
+    Records are data, not state changes: they are not audited one by one (a fleet sends tens of
+    thousands a second); who sent them is in each record's `source`.
+    """
+    stored = insert_ignoring_conflicts(RequestRecord, COLUMNS, rows)
+    return IngestResult(received=len(rows), stored=stored)

@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from controlplane.common.serializers import StrictModelSerializer
-from controlplane.traffic.models import RequestRecord, Service, WorkloadProfile
+from controlplane.traffic.models import RecordStatus, RequestClass, RequestRecord, Service, WorkloadProfile
 
 _ARCH_FIELDS = {
     "params_b": float, "layers": int, "hidden_size": int, "attention_heads": int, "kv_heads": int,
@@ -76,3 +76,34 @@ class WorkloadProfileSerializer(serializers.ModelSerializer[WorkloadProfile]):
             "forecast", "created_at",
         ]
         read_only_fields = fields
+
+
+class IngestRecordSerializer(serializers.Serializer[None]):
+    """One record in a router's batch (documentation only: batches are checked by traffic.ingest, faster)."""
+
+    id = serializers.UUIDField()
+    service = serializers.CharField()
+    arrival_at = serializers.DateTimeField(help_text="ISO 8601 with a timezone, or Unix seconds.")
+    prompt_tokens = serializers.IntegerField(min_value=0)
+    output_tokens = serializers.IntegerField(min_value=0)
+    cached_prompt_tokens = serializers.IntegerField(min_value=0, required=False)
+    max_tokens = serializers.IntegerField(min_value=0, required=False)
+    endpoint = serializers.CharField(required=False)
+    client = serializers.CharField(required=False)
+    ttft_s = serializers.FloatField(required=False)
+    tpot_s = serializers.FloatField(required=False)
+    e2e_s = serializers.FloatField(required=False)
+    prefill_worker = serializers.CharField(required=False)
+    decode_worker = serializers.CharField(required=False)
+    predicted_class = serializers.ChoiceField(choices=RequestClass.choices, required=False)
+    status = serializers.ChoiceField(choices=RecordStatus.choices, required=False)
+
+
+class RecordBatchSerializer(serializers.Serializer[None]):
+    records = IngestRecordSerializer(many=True)
+
+
+class IngestResultSerializer(serializers.Serializer[None]):
+    received = serializers.IntegerField()
+    stored = serializers.IntegerField()
+    duplicates = serializers.IntegerField()

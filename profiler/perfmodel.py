@@ -1,0 +1,530 @@
+"""The performance model: how long a prefill pass, a decode step and a KV transfer take on one worker,
+and what power its GPUs draw.
+
+A worker is a (model, GPU tier, TP degree, dtype). Each forward pass is a roofline: the compute time
+(FLOPs over the TP group's dense peak times MFU) against the memory time (weights and KV cache read
+once over HBM bandwidth times MBU), whichever is larger; to that we add the tensor-parallel
+all-reduces over the tier's scale-up link and the engine's per-step and per-sequence overheads. The
+few efficiency factors are physical and fitted per tier and engine by ``bench/calibrate_perfmodel.py``
+against ``data/reference/gpu_points.csv``; ``profiler/calibration.py`` replays those points.
+
+The O(1) methods (``decode_step_s``, ``prefill_time_from_sums_s``, ``mixed_step_s``) are pure float
+arithmetic over constants computed once in ``__post_init__``: simulators call them millions of times.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from profiler import catalog
+from profiler.catalog import GB, GpuTier, ModelArch
+from profiler.errors import ConfigurationError, ProfilerError
+
+DTYPES = ("bf16", "fp16", "fp8")
+ENGINES = ("vllm", "distserve")
+PHASES = ("prefill", "decode", "idle")
+
+_DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1}
+# Activations and all-reduce payloads stay 16-bit even when weights or KV are FP8.
+_ACTIVATION_BYTES = 2
+
+# vLLM's default --gpu-memory-utilization: the share of each GPU the engine may fill.
+GPU_MEMORY_UTILIZATION = 0.9
+# What vLLM keeps back besides weights and KV (its start-up profile run): the CUDA context, NCCL
+# buffers and CUDA graphs (about 1 GiB), the activations of one max-size batch
+# (--max-num-batched-tokens 8192, the V1 default for online serving) and fp32 logits for
+# --max-num-seqs 256 sequences.
+_NON_TORCH_BYTES = 2**30
+_PROFILE_TOKENS = 8192
+_PROFILE_SEQS = 256
+
+
+@dataclass(frozen=True)
+class Link:
+    """A point-to-point link a KV cache can travel over: bandwidth one direction per GPU, and latency."""
+
+    name: str
+    bandwidth_gbps: float
+    latency_s: float
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.bandwidth_gbps * GB
+
+
+LINKS: dict[str, Link] = {
+    # NVLink 4 (H100 SXM5): 18 links x 25 GB/s = 450 GB/s each way (NVIDIA H100 datasheet: 900 GB/s
+    # bidirectional). Where the tier's own link is NVLink, kv_transfer_s uses the tier's figure instead
+    # (A100: 300 GB/s, B200: 900 GB/s). Latency: a GPU-to-GPU copy through NVSwitch, order of a microsecond.
+    "nvlink": Link("nvlink", 450.0, 1e-6),
+    # PCIe Gen4 x16: 16 GT/s x 16 lanes with 128b/130b coding, about 32 GB/s each way (PCI-SIG PCIe 4.0
+    # base spec), the link of the catalog's PCIe cards. Latency: a DMA through the host bridge, a few us.
+    "pcie": Link("pcie", 32.0, 5e-6),
+    # InfiniBand NDR: 400 Gb/s = 50 GB/s each way per port, one ConnectX-7 per GPU as in a DGX H100
+    # (NVIDIA DGX H100 user guide). Latency: RDMA write end to end, a couple of microseconds.
+    "infiniband": Link("infiniband", 50.0, 2e-6),
+    # 100 Gb Ethernet (12.5 GB/s each way) over TCP, the common cloud NIC without RDMA; the kernel
+    # network stack puts its latency in the tens of microseconds.
+    "ethernet": Link("ethernet", 12.5, 20e-6),
+}
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """The engine's achieved shares of the hardware, and the costs that are not hardware at all.
+
+    mfu: share of dense peak FLOP/s the GEMMs reach in a compute-bound pass.
+    mbu: share of HBM bandwidth reached when a pass streams the weights and KV cache.
+    prefill_overhead_s, decode_overhead_s: fixed cost of one step (scheduling, launches, sampling).
+    decode_seq_overhead_s: cost per sequence in a decode batch (block tables, sampling, detokenizing).
+    allreduce_latency_s: latency of one all-reduce per log2(TP) step (small messages: tree-like).
+    comm_efficiency: share of the link bandwidth an all-reduce reaches below ALLREDUCE_SWITCH_BYTES.
+    large_comm_efficiency: the same at or above that payload (None: as comm_efficiency).
+    attention_efficiency: prefill attention kernels' FLOP rate as a share of the GEMMs' (mfu).
+    """
+
+    mfu: float
+    mbu: float
+    prefill_overhead_s: float
+    decode_overhead_s: float
+    decode_seq_overhead_s: float = 0.0
+    allreduce_latency_s: float = 0.0
+    comm_efficiency: float = 1.0
+    large_comm_efficiency: float | None = None
+    attention_efficiency: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("mfu", "mbu", "comm_efficiency", "large_comm_efficiency", "attention_efficiency"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ConfigurationError(f"efficiency {name} must be in (0, 1], got {value}")
+        for name in (
+            "prefill_overhead_s",
+            "decode_overhead_s",
+            "decode_seq_overhead_s",
+            "allreduce_latency_s",
+        ):
+            if getattr(self, name) < 0.0:
+                raise ConfigurationError(f"efficiency {name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def large_comm(self) -> float:
+        """The all-reduce bandwidth share at or above the switch payload."""
+        return self.comm_efficiency if self.large_comm_efficiency is None else self.large_comm_efficiency
+
+
+# An all-reduce's payload at which the engine changes algorithm. In the Splitwise sweeps the per-token
+# prefill cost at TP >= 4 steps up between passes whose payload (tokens x hidden x 2 bytes) is below
+# 64 MiB and those at or above it - Llama-2-70B at 2,048 vs 4,096 tokens, BLOOM-176B (58.7 MB at 2,048)
+# likewise - in prompt and batch sweeps alike, on A100 and H100, growing with TP as ring traffic does
+# and not shrinking as attention would. vLLM's own all-reduce switches path at a payload size too
+# (its custom kernel up to a size, NCCL above).
+ALLREDUCE_SWITCH_BYTES = 64 * 2**20
+
+
+# Fitted by `python bench/calibrate_perfmodel.py` (scipy least squares on the fourth power of
+# log(predicted / measured) over data/reference/gpu_points.csv, less the points profiler/calibration.py
+# excludes), 2026-11-27, rounded to three digits. Splitwise rows are engine "vllm", DistServe rows
+# "distserve"; DistServe's OPT passes never reach the all-reduce switch size, so it keeps one comm_efficiency.
+# fmt: off
+_CALIBRATED: dict[tuple[str, str], Efficiency] = {
+    ("A100-SXM-80GB", "vllm"): Efficiency(
+        mfu=0.657, mbu=0.9, prefill_overhead_s=0.0209, decode_overhead_s=0.0109, decode_seq_overhead_s=0.000353,
+        allreduce_latency_s=4.34e-05, comm_efficiency=0.382, large_comm_efficiency=0.129, attention_efficiency=1.0,
+    ),
+    ("H100-SXM-80GB", "vllm"): Efficiency(
+        mfu=0.611, mbu=0.742, prefill_overhead_s=0.0172, decode_overhead_s=0.000698, decode_seq_overhead_s=0.000296,
+        allreduce_latency_s=4.47e-05, comm_efficiency=0.738, large_comm_efficiency=0.179, attention_efficiency=0.309,
+    ),
+    ("A100-SXM-80GB", "distserve"): Efficiency(
+        mfu=0.695, mbu=0.662, prefill_overhead_s=0.0092, decode_overhead_s=0.000822, decode_seq_overhead_s=5.23e-05,
+        allreduce_latency_s=2.73e-05, comm_efficiency=0.331, attention_efficiency=0.904,
+    ),
+}
+# fmt: on
+
+# Tiers without reference points take the factors of the calibrated tier of the nearest architecture:
+# H200 is H100's GH100 die with faster HBM; B200 and MI300X are newer parts whose kernels are closest to
+# Hopper's; the Ampere and Ada PCIe cards (A10G, L4, L40S) run the same Ampere-era kernel families as A100.
+_BORROWED_FROM: dict[str, str] = {
+    "H200-SXM-141GB": "H100-SXM-80GB",
+    "B200-SXM-180GB": "H100-SXM-80GB",
+    "MI300X-192GB": "H100-SXM-80GB",
+    "A10G-24GB": "A100-SXM-80GB",
+    "L4-24GB": "A100-SXM-80GB",
+    "L40S-48GB": "A100-SXM-80GB",
+}
+_RATIO_REFERENCE_TIER = "A100-SXM-80GB"
+
+
+def default_efficiency(tier_name: str, engine: str = "vllm") -> Efficiency:
+    """The calibrated factors for a tier and engine.
+
+    A tier without reference points borrows those of the nearest calibrated architecture. An engine
+    calibrated only on A100 (distserve) is carried to another tier by scaling that tier's vLLM factors
+    by the engine's A100 ratio to vLLM, factor by factor.
+    """
+    catalog.tier(tier_name)
+    if engine not in ENGINES:
+        raise ConfigurationError(f"unknown engine {engine!r}; known engines: {', '.join(ENGINES)}")
+    calibrated_tier = tier_name if (tier_name, "vllm") in _CALIBRATED else _BORROWED_FROM[tier_name]
+    if (calibrated_tier, engine) in _CALIBRATED:
+        return _CALIBRATED[(calibrated_tier, engine)]
+    base = _CALIBRATED[(calibrated_tier, "vllm")]
+    ref_engine = _CALIBRATED[(_RATIO_REFERENCE_TIER, engine)]
+    ref_vllm = _CALIBRATED[(_RATIO_REFERENCE_TIER, "vllm")]
+
+    def scaled(name: str, cap: float | None = None) -> float:
+        ref: float = getattr(ref_vllm, name)
+        value: float = getattr(base, name) * (getattr(ref_engine, name) / ref if ref else 1.0)
+        return min(value, cap) if cap is not None else value
+
+    return Efficiency(
+        mfu=scaled("mfu", 0.95),
+        mbu=scaled("mbu", 0.95),
+        prefill_overhead_s=scaled("prefill_overhead_s"),
+        decode_overhead_s=scaled("decode_overhead_s"),
+        decode_seq_overhead_s=scaled("decode_seq_overhead_s"),
+        allreduce_latency_s=scaled("allreduce_latency_s"),
+        comm_efficiency=scaled("comm_efficiency", 1.0),
+        large_comm_efficiency=None if ref_engine.large_comm_efficiency is None else scaled("large_comm", 1.0),
+        attention_efficiency=scaled("attention_efficiency", 1.0),
+    )
+
+
+def layer_matmul_params(arch: ModelArch) -> float:
+    """Parameters in the transformer layers' matrices: those every token multiplies through.
+
+    The catalog gives only the total. The layers hold q/o (heads x head_dim) and k/v (kv heads x
+    head_dim) projections and an MLP of two matrices (OPT, BLOOM) or three (gated: Llama, Mistral, Qwen);
+    the MLP count is the one that leaves one or two embedding tables (tied or untied) as the remainder.
+    Embeddings are a lookup, and the LM head runs once per sequence, so neither counts per token.
+    """
+    attention = arch.hidden_size * arch.head_dim * (2 * arch.attention_heads + 2 * arch.kv_heads)
+    embedding = arch.vocab_size * arch.hidden_size
+
+    def misfit(mlp_matrices: int) -> float:
+        layer_params = arch.layers * (attention + mlp_matrices * arch.hidden_size * arch.intermediate_size)
+        tables = (arch.params - layer_params) / embedding
+        return min(abs(tables - 1.0), abs(tables - 2.0))
+
+    mlp_matrices = min((2, 3), key=misfit)
+    return float(arch.layers * (attention + mlp_matrices * arch.hidden_size * arch.intermediate_size))
+
+
+@dataclass(frozen=True)
+class PerfModel:
+    """Step times, KV capacity and power of one worker: a model on ``tp`` GPUs of one tier."""
+
+    model: ModelArch
+    tier: GpuTier
+    tp: int = 1
+    dtype: str = "bf16"
+    kv_dtype: str | None = None
+    efficiency: Efficiency | None = None
+    # Constants of the hot path, computed once in __post_init__.
+    _eff: Efficiency = field(init=False, repr=False, compare=False)
+    _flops_per_token: float = field(init=False, repr=False, compare=False)
+    _attn_prefill_flops_per_sq: float = field(init=False, repr=False, compare=False)
+    _attn_decode_flops_per_ctx: float = field(init=False, repr=False, compare=False)
+    _logit_flops_per_seq: float = field(init=False, repr=False, compare=False)
+    _s_per_flop: float = field(init=False, repr=False, compare=False)
+    _weight_read_s: float = field(init=False, repr=False, compare=False)
+    _kv_read_s_per_token: float = field(init=False, repr=False, compare=False)
+    _comm_fixed_s: float = field(init=False, repr=False, compare=False)
+    _comm_s_per_token: float = field(init=False, repr=False, compare=False)
+    _large_comm_s_per_token: float = field(init=False, repr=False, compare=False)
+    _large_comm_tokens: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._validate()
+        eff = self.efficiency if self.efficiency is not None else default_efficiency(self.tier.name)
+        arch, gpu, tp = self.model, self.tier, self.tp
+        attn_width = arch.attention_heads * arch.head_dim
+        hbm = gpu.hbm_bytes_per_s * eff.mbu
+        # Two all-reduces per layer (after attention and after the MLP) over the pass's activations:
+        # a latency per log2(tp) step, and ring traffic of 2(tp-1)/tp of the payload per GPU.
+        all_reduces = 2 * arch.layers if tp > 1 else 0
+        ring_bytes_per_token = arch.hidden_size * _ACTIVATION_BYTES * 2.0 * (tp - 1) / tp
+        link = gpu.link_bandwidth_gbps * GB
+        constants = {
+            "efficiency": eff,
+            "_eff": eff,
+            "_flops_per_token": 2.0 * layer_matmul_params(arch),
+            # Causal attention: QK^T and PV are 2*s^2*width FLOPs each per layer, half of them masked.
+            "_attn_prefill_flops_per_sq": 2.0 * arch.layers * attn_width / eff.attention_efficiency,
+            "_attn_decode_flops_per_ctx": 4.0 * arch.layers * attn_width,
+            "_logit_flops_per_seq": 2.0 * arch.vocab_size * arch.hidden_size,
+            "_s_per_flop": 1.0 / (tp * gpu.peak_flops(self.dtype) * eff.mfu),
+            "_weight_read_s": self.weight_bytes_per_gpu / hbm,
+            "_kv_read_s_per_token": self.kv_bytes_per_token_per_gpu / hbm,
+            "_comm_fixed_s": all_reduces * eff.allreduce_latency_s * math.log2(tp),
+            "_comm_s_per_token": all_reduces * ring_bytes_per_token / (link * eff.comm_efficiency),
+            "_large_comm_s_per_token": all_reduces * ring_bytes_per_token / (link * eff.large_comm),
+            "_large_comm_tokens": ALLREDUCE_SWITCH_BYTES / (arch.hidden_size * _ACTIVATION_BYTES),
+        }
+        for name, value in constants.items():
+            object.__setattr__(self, name, value)
+
+    def _validate(self) -> None:
+        arch, where = self.model, f"{self.model.name} on {self.tier.name} at TP{self.tp}"
+        for name, value in (("dtype", self.dtype), ("kv_dtype", self.kv_dtype)):
+            if value is not None and value not in DTYPES:
+                raise ConfigurationError(f"unknown {name} {value!r}; known: {', '.join(DTYPES)}")
+        if self.tp < 1:
+            raise ConfigurationError(f"tp must be >= 1, got {self.tp}")
+        if arch.attention_heads % self.tp:
+            raise ConfigurationError(
+                f"{where}: TP{self.tp} does not divide the {arch.attention_heads} attention heads"
+            )
+        if arch.kv_heads % self.tp and self.tp % arch.kv_heads:
+            raise ConfigurationError(
+                f"{where}: TP{self.tp} neither divides the {arch.kv_heads} KV heads nor is a multiple of them"
+            )
+        usable = self.tier.memory_bytes * GPU_MEMORY_UTILIZATION
+        needed = self.weight_bytes_per_gpu + self.reserved_bytes_per_gpu
+        if needed >= usable:
+            raise ConfigurationError(
+                f"{where} ({self.dtype}) does not fit: {self.weight_bytes_per_gpu / GB:.1f} GB of weights "
+                f"and {self.reserved_bytes_per_gpu / GB:.1f} GB of activations per GPU against "
+                f"{usable / GB:.1f} GB usable ({GPU_MEMORY_UTILIZATION:.0%} of {self.tier.memory_gb:g} GB); "
+                f"short by {(needed - usable) / GB:.1f} GB per GPU"
+            )
+
+    @classmethod
+    def for_names(
+        cls, model: str, tier: str, tp: int = 1, dtype: str = "bf16", engine: str = "vllm"
+    ) -> PerfModel:
+        """A perf model from catalog names, with the engine's calibrated efficiency for that tier."""
+        return cls(
+            model=catalog.model(model),
+            tier=catalog.tier(tier),
+            tp=tp,
+            dtype=dtype,
+            efficiency=default_efficiency(tier, engine),
+        )
+
+    @property
+    def factors(self) -> Efficiency:
+        """The efficiency factors in use: those given, or the tier's calibrated vLLM defaults."""
+        return self._eff
+
+    # --- memory ---
+
+    @property
+    def weight_bytes(self) -> float:
+        """Bytes of the whole model's weights in ``dtype``."""
+        return self.model.params * _DTYPE_BYTES[self.dtype]
+
+    @property
+    def weight_bytes_per_gpu(self) -> float:
+        """Bytes of weights each GPU of the TP group holds (embeddings and LM head are sharded too)."""
+        return self.weight_bytes / self.tp
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """Bytes of K and V one token adds to the cache of the whole model: 2 * L * n_kv * d_h * bytes."""
+        arch = self.model
+        return 2.0 * arch.layers * arch.kv_heads * arch.head_dim * _DTYPE_BYTES[self.kv_dtype or self.dtype]
+
+    @property
+    def kv_bytes_per_token_per_gpu(self) -> float:
+        """Bytes one token's KV takes on each GPU; past TP = kv_heads each GPU keeps a replica of one head."""
+        arch = self.model
+        heads_per_gpu = max(arch.kv_heads / self.tp, 1.0)
+        return 2.0 * arch.layers * heads_per_gpu * arch.head_dim * _DTYPE_BYTES[self.kv_dtype or self.dtype]
+
+    @property
+    def reserved_bytes_per_gpu(self) -> float:
+        """Bytes each GPU keeps for the CUDA context, NCCL, CUDA graphs, activations and logits."""
+        arch = self.model
+        activations = _PROFILE_TOKENS * (4 * arch.hidden_size + 2 * arch.intermediate_size / self.tp)
+        return _NON_TORCH_BYTES + activations * _ACTIVATION_BYTES + _PROFILE_SEQS * arch.vocab_size * 4.0
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        """KV tokens that fit across the TP group once weights and the reserve are taken."""
+        free_per_gpu = (
+            self.tier.memory_bytes * GPU_MEMORY_UTILIZATION
+            - self.weight_bytes_per_gpu
+            - self.reserved_bytes_per_gpu
+        )
+        return max(int(free_per_gpu / self.kv_bytes_per_token_per_gpu), 0)
+
+    # --- time ---
+
+    def prefill_time_s(self, prompt_tokens: Sequence[int]) -> float:
+        """Seconds of one forward pass over a batch of prompts of these lengths."""
+        total, sum_sq = 0, 0.0
+        for length in prompt_tokens:
+            if length < 0:
+                raise ProfilerError(f"prompt length must be >= 0, got {length}")
+            total += length
+            sum_sq += float(length) * length
+        return self.prefill_time_from_sums_s(total, sum_sq, len(prompt_tokens))
+
+    def prefill_time_from_sums_s(self, total_tokens: int, sum_sq_tokens: float, batch: int = 1) -> float:
+        """Seconds of a prefill pass given the prompts' total length and sum of squared lengths; O(1)."""
+        if total_tokens <= 0:
+            return 0.0
+        flops = (
+            self._flops_per_token * total_tokens
+            + self._attn_prefill_flops_per_sq * sum_sq_tokens
+            + self._logit_flops_per_seq * batch
+        )
+        compute_s = flops * self._s_per_flop
+        memory_s = self._weight_read_s + self._kv_read_s_per_token * total_tokens
+        return (
+            self._eff.prefill_overhead_s
+            + (compute_s if compute_s > memory_s else memory_s)
+            + self._comm_s(total_tokens)
+        )
+
+    def _comm_s(self, tokens: int) -> float:
+        per_token = (
+            self._comm_s_per_token if tokens < self._large_comm_tokens else self._large_comm_s_per_token
+        )
+        return self._comm_fixed_s + per_token * tokens
+
+    def decode_step_s(self, batch: int, total_context_tokens: int) -> float:
+        """Seconds of one decode iteration for ``batch`` sequences whose contexts sum as given; O(1)."""
+        if batch <= 0:
+            return 0.0
+        flops = (
+            self._flops_per_token + self._logit_flops_per_seq
+        ) * batch + self._attn_decode_flops_per_ctx * total_context_tokens
+        compute_s = flops * self._s_per_flop
+        memory_s = self._weight_read_s + self._kv_read_s_per_token * total_context_tokens
+        eff = self._eff
+        return (
+            eff.decode_overhead_s
+            + eff.decode_seq_overhead_s * batch
+            + (compute_s if compute_s > memory_s else memory_s)
+            + self._comm_s(batch)
+        )
+
+    def mixed_step_s(
+        self, prefill_tokens: int, prefill_sum_sq: float, decode_batch: int, decode_context_tokens: int
+    ) -> float:
+        """Seconds of a chunked-prefill step: a prefill chunk and a decode batch in one forward pass; O(1)."""
+        if prefill_tokens <= 0:
+            return self.decode_step_s(decode_batch, decode_context_tokens)
+        if decode_batch <= 0:
+            return self.prefill_time_from_sums_s(prefill_tokens, prefill_sum_sq, 1)
+        tokens = prefill_tokens + decode_batch
+        flops = (
+            self._flops_per_token * tokens
+            + self._logit_flops_per_seq * (decode_batch + 1)
+            + self._attn_prefill_flops_per_sq * prefill_sum_sq
+            + self._attn_decode_flops_per_ctx * decode_context_tokens
+        )
+        compute_s = flops * self._s_per_flop
+        memory_s = self._weight_read_s + self._kv_read_s_per_token * (decode_context_tokens + prefill_tokens)
+        eff = self._eff
+        return (
+            max(eff.prefill_overhead_s, eff.decode_overhead_s)
+            + eff.decode_seq_overhead_s * decode_batch
+            + (compute_s if compute_s > memory_s else memory_s)
+            + self._comm_s(tokens)
+        )
+
+    def kv_transfer_s(self, prompt_tokens: int, link: str | Link = "nvlink") -> float:
+        """Seconds to move a prompt's KV cache from this (prefill) worker to a decode worker.
+
+        Each of the ``tp`` ranks sends its own shard over its own link, in parallel, as vLLM's KV
+        connectors do. ``"nvlink"`` names the tier's scale-up link inside a node and runs at the tier's
+        own speed (A100 300 GB/s, H100 450, B200 900; PCIe cards over their PCIe, MI300X over
+        Infinity Fabric); other names are LINKS entries, and a Link is used as given.
+        """
+        if isinstance(link, Link):
+            resolved = link
+        elif link == "nvlink":
+            resolved = Link(self.tier.link_kind, self.tier.link_bandwidth_gbps, LINKS["nvlink"].latency_s)
+        elif link in LINKS:
+            resolved = LINKS[link]
+        else:
+            raise ConfigurationError(f"unknown link {link!r}; known links: {', '.join(LINKS)}")
+        if prompt_tokens <= 0:
+            return 0.0
+        return resolved.latency_s + prompt_tokens * self.kv_bytes_per_token_per_gpu / resolved.bytes_per_s
+
+    def max_decode_batch(self, tpot_s: float, context_tokens: int) -> int:
+        """The largest batch of sequences of this context whose decode step fits ``tpot_s`` and the KV cache."""
+        per_seq = max(context_tokens, 1)
+        high = self.kv_capacity_tokens // per_seq
+        if high < 1 or self.decode_step_s(1, per_seq) > tpot_s:
+            return 0
+        low = 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.decode_step_s(middle, middle * per_seq) <= tpot_s:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    # --- power ---
+
+    def busy_fraction(self, phase: str, batch: int = 1, tokens_per_seq: int = 1024) -> float:
+        """Share of a step the GPUs are busy computing or moving data, not waiting on the host or on latency.
+
+        The step's fixed and per-sequence overheads and its all-reduce latency are the waiting; the
+        roofline and the all-reduce's data movement are the busy part.
+        """
+        if phase == "prefill":
+            total = batch * tokens_per_seq
+            step = self.prefill_time_from_sums_s(total, float(batch) * tokens_per_seq * tokens_per_seq, batch)
+            waiting = self._eff.prefill_overhead_s
+        elif phase == "decode":
+            step = self.decode_step_s(batch, batch * tokens_per_seq)
+            waiting = self._eff.decode_overhead_s + self._eff.decode_seq_overhead_s * batch
+        else:
+            raise ProfilerError(f"busy_fraction needs phase prefill or decode, got {phase!r}")
+        return 1.0 - (waiting + self._comm_fixed_s) / step if step > 0 else 0.0
+
+    def power_w(self, phase: str, utilization: float, batch: int = 1, *, tokens_per_seq: int = 1024) -> float:
+        """Watts one GPU of the worker draws, between the tier's idle and TDP.
+
+        ``utilization`` is the share of time the worker runs steps of ``phase`` (the rest it idles);
+        ``batch`` and ``tokens_per_seq`` (prompt length in prefill, context in decode) shape the step.
+        While a step runs the GPU draws in proportion to how busy the roofline keeps it: near TDP in a
+        compute-bound prefill, less in a bandwidth-bound decode, and less again where overheads and
+        all-reduce latency (larger at high TP) leave it waiting.
+        """
+        if phase not in PHASES:
+            raise ProfilerError(f"unknown phase {phase!r}; known: {', '.join(PHASES)}")
+        if not 0.0 <= utilization <= 1.0:
+            raise ProfilerError(f"utilization must be in [0, 1], got {utilization}")
+        if phase == "idle" or utilization == 0.0 or batch <= 0:
+            return self.tier.idle_w
+        busy_w = busy_power_w(self.tier, phase, self.busy_fraction(phase, batch, tokens_per_seq))
+        return self.tier.idle_w + utilization * (busy_w - self.tier.idle_w)
+
+
+@dataclass(frozen=True)
+class PowerShape:
+    """Power while a step runs, as shares of the tier's idle-to-TDP range.
+
+    waiting: while the GPU waits on the host or on all-reduce latency.
+    prefill, decode: while the roofline keeps it saturated (compute in prefill, HBM in decode). A share
+    above 1 is a load that would draw more than TDP: the power limit holds it at TDP by lowering clocks.
+    """
+
+    waiting: float
+    prefill: float
+    decode: float
+
+
+def busy_power_w(gpu: GpuTier, phase: str, busy_fraction: float, shape: PowerShape | None = None) -> float:
+    """Watts a GPU draws during a step that keeps it saturated ``busy_fraction`` of the time."""
+    shape = shape or POWER_SHAPE
+    full = shape.prefill if phase == "prefill" else shape.decode
+    activity = shape.waiting + (full - shape.waiting) * min(max(busy_fraction, 0.0), 1.0)
+    return gpu.idle_w + (gpu.tdp_w - gpu.idle_w) * min(max(activity, 0.0), 1.0)
+
+
+# Fitted by bench/calibrate_perfmodel.py on data/reference/gpu_power_points.csv (Splitwise, DGX A100,
+# the only power reference), 2026-11-27; other tiers use the same shares of their idle-to-TDP range.
+POWER_SHAPE = PowerShape(waiting=0.122, prefill=1.12, decode=0.948)
