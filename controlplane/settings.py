@@ -188,6 +188,8 @@ SPECTACULAR_SETTINGS = {
         "RequestClassEnum": "controlplane.traffic.models.RequestClass",
         "RecordStatusEnum": "controlplane.traffic.models.RecordStatus",
         "NodeStatusEnum": "controlplane.fleet.models.NodeStatus",
+        "UserRoleEnum": "controlplane.accounts.models.Role",
+        "WorkerRoleEnum": "controlplane.fleet.models.WorkerRole",
         "WorkerStatusEnum": "controlplane.fleet.models.WorkerStatus",
         "PlanStatusEnum": "controlplane.planning.models.PlanStatus",
         "RolloutStatusEnum": "controlplane.planning.models.RolloutStatus",
@@ -236,6 +238,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 HEARTBEAT_TIMEOUT_S = envfloat("HEARTBEAT_TIMEOUT_S", 30.0, minimum=1.0)
 HEARTBEAT_SWEEP_INTERVAL_S = envfloat("HEARTBEAT_SWEEP_INTERVAL_S", 30.0, minimum=1.0)
+
+# Calls to node agents: their timeout, and the CA bundle that verifies agents serving TLS (empty: the system's).
+AGENT_CALL_TIMEOUT_S = envfloat("AGENT_CALL_TIMEOUT_S", 5.0, minimum=0.1)
+AGENT_CA_BUNDLE = envstr("AGENT_CA_BUNDLE") or ""
 
 CELERY_BEAT_SCHEDULE = {
     "fleet.sweep_heartbeats": {

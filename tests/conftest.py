@@ -47,3 +47,33 @@ def celery_worker_process(transactional_db) -> Iterator[None]:
 
     with celery_worker():
         yield
+
+
+@pytest.fixture
+def bootstrap_token(db) -> str:
+    """A bootstrap token agents register with."""
+    from controlplane.accounts.services import token_create
+
+    agents = UserFactory(username="agents", role="agent")
+    _, raw = token_create(actor=None, user=agents, name="bootstrap", scope="bootstrap")
+    return raw
+
+
+@pytest.fixture
+def register_node(bootstrap_token) -> Callable[..., tuple[dict, APIClient]]:
+    """Register a node as its agent would; returns its JSON and a client holding its node token."""
+
+    def register(name: str = "gpu-node-1", tier: str = "H100-SXM-80GB", gpu_count: int = 8) -> tuple[dict, APIClient]:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {bootstrap_token}")
+        response = client.post(
+            "/api/v1/nodes/register",
+            {"name": name, "tier": tier, "gpu_count": gpu_count, "agent_url": f"http://127.0.0.1:9000/{name}"},
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        node_client = APIClient()
+        node_client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
+        return response.json()["node"], node_client
+
+    return register

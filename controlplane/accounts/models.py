@@ -44,11 +44,23 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
         return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now(), user__is_active=True)
 
 
+class TokenScope(models.TextChoices):
+    API = "api", "API"
+    BOOTSTRAP = "bootstrap", "Agent bootstrap (may only register nodes)"
+    NODE = "node", "Node (one node's agent)"
+
+
 class ApiToken(models.Model):
-    """A bearer token. Only its SHA-256 digest is stored; the secret is shown once, at creation."""
+    """A bearer token. Only its SHA-256 digest is stored; the secret is shown once, at creation.
+
+    An agent registers with a `bootstrap` token and receives a `node` token bound to its node; the
+    node token's digest is also the key that signs the control plane's calls to that agent.
+    """
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=16, choices=TokenScope.choices, default=TokenScope.API)
+    node = models.ForeignKey("fleet.Node", null=True, blank=True, on_delete=models.CASCADE, related_name="tokens")
     prefix = models.CharField(max_length=16, unique=True, help_text="Public part, to find the token and name it in logs.")
     digest = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -63,6 +75,10 @@ class ApiToken(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")), name="api_token_expires_after_creation"),
+            models.CheckConstraint(
+                condition=Q(scope="node", node__isnull=False) | (~Q(scope="node") & Q(node__isnull=True)),
+                name="api_token_node_scope_has_node",
+            ),
         ]
 
     def __str__(self) -> str:

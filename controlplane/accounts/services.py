@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -11,13 +11,16 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from controlplane.accounts.models import ApiToken, AuditEvent, Role, User
+from controlplane.accounts.models import ApiToken, AuditEvent, Role, TokenScope, User
 from controlplane.accounts.tokens import new_token_secret, token_digest
 from controlplane.common.errors import ApplicationError
 from controlplane.common.snapshots import snapshot
 
+if TYPE_CHECKING:
+    from controlplane.fleet.models import Node
+
 _USER_FIELDS = ("username", "email", "role", "is_active")
-_TOKEN_FIELDS = ("name", "user", "prefix", "expires_at", "revoked_at")
+_TOKEN_FIELDS = ("name", "user", "scope", "node", "prefix", "expires_at", "revoked_at")
 
 
 def audit_record(
@@ -83,9 +86,23 @@ def user_update(*, actor: User, user: User, role: str | None = None, is_active: 
 
 @transaction.atomic
 def token_create(
-    *, actor: User | None, user: User, name: str, ttl_days: int | None = None
+    *,
+    actor: User | None,
+    user: User,
+    name: str,
+    ttl_days: int | None = None,
+    scope: str = TokenScope.API,
+    node: Node | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token for `user`. Returns the row and the secret, which is never stored or shown again."""
+    """Create a token for `user`. Returns the row and the secret, which is never stored or shown again.
+
+    A bootstrap token belongs to an agent identity; node tokens are made by node registration.
+    """
+    if scope == TokenScope.BOOTSTRAP and user.role != Role.AGENT:
+        raise ApplicationError(
+            "A bootstrap token belongs to a user with the agent role.",
+            fields={"user": [f"{user.username} has the {user.role} role, not agent."]},
+        )
     ttl = settings.API_TOKEN_DEFAULT_TTL_DAYS if ttl_days is None else ttl_days
     if not 1 <= ttl <= settings.API_TOKEN_MAX_TTL_DAYS:
         raise ApplicationError(
@@ -102,6 +119,8 @@ def token_create(
         created_at=now,
         expires_at=now + timedelta(days=ttl),
         created_by=actor,
+        scope=scope,
+        node=node,
     )
     audit_record(actor=actor, verb="token.create", obj=token, after=snapshot(token, _TOKEN_FIELDS))
     return token, raw

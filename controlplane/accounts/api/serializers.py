@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from controlplane.accounts.models import ApiToken, AuditEvent, User
+from controlplane.accounts.models import ApiToken, AuditEvent, TokenScope, User
 from controlplane.common.serializers import StrictModelSerializer
 
 
@@ -32,9 +32,15 @@ class ApiTokenSerializer(StrictModelSerializer[ApiToken]):
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "user", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at",
-                  "created_by", "ttl_days"]
-        read_only_fields = ["id", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at", "created_by"]
+        fields = ["id", "name", "user", "scope", "node", "prefix", "created_at", "expires_at", "revoked_at",
+                  "last_used_at", "created_by", "ttl_days"]
+        read_only_fields = ["id", "node", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at",
+                            "created_by"]
+
+    def validate_scope(self, value: str) -> str:
+        if value == TokenScope.NODE:
+            raise serializers.ValidationError("Node tokens are issued when an agent registers.")
+        return value
 
 
 class NewApiTokenSerializer(ApiTokenSerializer):

@@ -16,7 +16,7 @@ from controlplane.accounts.api.serializers import (
     NewApiTokenSerializer,
     UserSerializer,
 )
-from controlplane.accounts.models import ApiToken, Role, User
+from controlplane.accounts.models import ApiToken, Role, TokenScope, User
 from controlplane.common.viewsets import READ_ONLY_METHODS, ServiceModelViewSet
 
 
@@ -56,6 +56,7 @@ class ApiTokenViewSet(viewsets.ReadOnlyModelViewSet):
             user=body.validated_data["user"],
             name=body.validated_data["name"],
             ttl_days=body.validated_data.get("ttl_days"),
+            scope=body.validated_data.get("scope", TokenScope.API),
         )
         answer = NewApiTokenSerializer(token).data
         answer["token"] = raw

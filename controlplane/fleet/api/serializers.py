@@ -3,7 +3,9 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from controlplane.common.serializers import StrictModelSerializer
-from controlplane.fleet.models import GpuTier, Node, Worker
+from controlplane.fleet.models import Engine, GpuTier, Node, Worker, WorkerRole, WorkerStatus
+from controlplane.planning.models import Plan
+from controlplane.traffic.models import Service
 
 
 class GpuTierSerializer(StrictModelSerializer[GpuTier]):
@@ -57,3 +59,49 @@ class WorkerSerializer(serializers.ModelSerializer[Worker]):
             "status", "updated_at",
         ]
         read_only_fields = fields
+
+
+class NodeRegisterSerializer(serializers.Serializer[None]):
+    name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", help_text="Letters, digits, . _ -")
+    tier = serializers.SlugRelatedField(slug_field="name", queryset=GpuTier.objects.all())
+    gpu_count = serializers.IntegerField(min_value=1, max_value=64)
+    agent_url = serializers.URLField()
+    agent_version = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    labels = serializers.DictField(child=serializers.CharField(max_length=200), required=False, default=dict)
+
+
+class NodeRegisteredSerializer(serializers.Serializer[None]):
+    node = NodeSerializer()
+    token = serializers.CharField(help_text="The node token. Shown once; the agent stores it.")
+
+
+class WorkerReportSerializer(serializers.Serializer[None]):
+    name = serializers.CharField(max_length=100)
+    role = serializers.ChoiceField(choices=WorkerRole.choices)
+    engine = serializers.ChoiceField(choices=Engine.choices)
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    tp = serializers.IntegerField(min_value=1, max_value=64, default=1)
+    gpu_ids = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=63), default=list)
+    port = serializers.IntegerField(min_value=1, max_value=65535, required=False, allow_null=True, default=None)
+    status = serializers.ChoiceField(choices=WorkerStatus.choices)
+    service = serializers.SlugRelatedField(
+        slug_field="name", queryset=Service.objects.all(), required=False, allow_null=True, default=None
+    )
+    plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.all(), required=False, allow_null=True, default=None)
+
+
+class HeartbeatSerializer(serializers.Serializer[None]):
+    generation_applied = serializers.IntegerField(min_value=0)
+    agent_version = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    workers = WorkerReportSerializer(many=True)
+
+    def validate_workers(self, value: list[dict[str, object]]) -> list[dict[str, object]]:
+        names = [worker["name"] for worker in value]
+        if len(names) != len(set(names)):
+            raise serializers.ValidationError("Worker names must be unique.")
+        return value
+
+
+class HeartbeatAnswerSerializer(serializers.Serializer[None]):
+    generation_desired = serializers.IntegerField()
+    status = serializers.CharField()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from django.urls import path
+
 from controlplane.common.routers import OptionalSlashRouter
 from controlplane.telemetry.api import views
 
@@ -7,4 +9,7 @@ router = OptionalSlashRouter()
 router.register("node-samples", views.NodeSampleViewSet, basename="node-sample")
 router.register("worker-samples", views.WorkerSampleViewSet, basename="worker-sample")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("telemetry/samples", views.SampleBatchView.as_view(), name="telemetry-samples"),
+    *router.urls,
+]
