@@ -243,10 +243,24 @@ HEARTBEAT_SWEEP_INTERVAL_S = envfloat("HEARTBEAT_SWEEP_INTERVAL_S", 30.0, minimu
 AGENT_CALL_TIMEOUT_S = envfloat("AGENT_CALL_TIMEOUT_S", 5.0, minimum=0.1)
 AGENT_CA_BUNDLE = envstr("AGENT_CA_BUNDLE") or ""
 
+# A rollout step claimed by a Celery worker that then died may be taken over after this long.
+ROLLOUT_STEP_LEASE_S = envfloat("ROLLOUT_STEP_LEASE_S", 30.0, minimum=1.0)
+ROLLOUT_RESUME_INTERVAL_S = envfloat("ROLLOUT_RESUME_INTERVAL_S", 15.0, minimum=1.0)
+# Nodes behind their desired generation get their assignment pushed again this often.
+ASSIGNMENT_REPUSH_INTERVAL_S = envfloat("ASSIGNMENT_REPUSH_INTERVAL_S", 20.0, minimum=1.0)
+
 CELERY_BEAT_SCHEDULE = {
     "fleet.sweep_heartbeats": {
         "task": "fleet.sweep_heartbeats",
         "schedule": HEARTBEAT_SWEEP_INTERVAL_S,
+    },
+    "fleet.repush_assignments": {
+        "task": "fleet.repush_assignments",
+        "schedule": ASSIGNMENT_REPUSH_INTERVAL_S,
+    },
+    "planning.rollout.resume": {
+        "task": "planning.rollout.resume",
+        "schedule": ROLLOUT_RESUME_INTERVAL_S,
     },
 }
 

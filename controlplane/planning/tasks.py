@@ -1,0 +1,27 @@
+"""Celery tasks of the planning app: thin wrappers that advance rollouts."""
+
+from __future__ import annotations
+
+from controlplane.planning.models import Rollout, RolloutStatus
+from controlplane.planning.rollouts import rollout_advance
+from controlplane.tasks import cleave_task
+
+
+@cleave_task(name="planning.rollout.advance")
+def advance_rollout(rollout_id: int) -> None:
+    """Run a rollout's steps until one must wait; then come back when it may go on."""
+    again = rollout_advance(rollout_id)
+    if again is not None:
+        advance_rollout.apply_async(args=[rollout_id], countdown=again)
+
+
+@cleave_task(name="planning.rollout.resume")
+def resume_rollouts() -> int:
+    """Beat: nudge every running rollout, so one whose worker died (or whose retry was lost) goes on.
+
+    Harmless when a rollout is already being advanced: steps are claimed atomically.
+    """
+    running = list(Rollout.objects.filter(status=RolloutStatus.RUNNING).values_list("pk", flat=True))
+    for rollout_id in running:
+        advance_rollout.delay(rollout_id)
+    return len(running)
