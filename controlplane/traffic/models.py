@@ -136,3 +136,22 @@ class WorkloadProfile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service.name} {self.window_start:%Y-%m-%d %H:%M}"
+
+
+class ServiceApiKey(models.Model):
+    """A key clients use to call a service through its routers. Only the digest is kept; routers check
+    a presented key against the digests of the service's unrevoked keys."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["service", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.service.name}: {self.name} ({self.prefix}…)"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import Any
+
 from django.db.models import QuerySet
 
-from controlplane.traffic.models import RequestRecord, Service, WorkloadProfile
+from controlplane.planning.models import Plan, PlanStatus
+from controlplane.traffic.models import RequestRecord, Service, ServiceApiKey, WorkloadProfile
 
 
 def service_list() -> QuerySet[Service]:
@@ -21,3 +26,17 @@ def profile_list() -> QuerySet[WorkloadProfile]:
 
 def service_ids_by_name() -> dict[str, int]:
     return dict(Service.objects.values_list("name", "id"))
+
+
+def routing_document(service: Service) -> dict[str, Any]:
+    """What a router needs from the control plane: the active plan's routing and the client keys' digests."""
+    plan = Plan.objects.filter(service=service, status=PlanStatus.ACTIVE).only("pk", "routing").first()
+    digests = sorted(ServiceApiKey.objects.filter(service=service, revoked_at__isnull=True).values_list("digest", flat=True))
+    document: dict[str, Any] = {
+        "service": service.name,
+        "plan": plan.pk if plan else None,
+        "routing": plan.routing if plan else None,
+        "api_key_digests": digests,
+    }
+    document["etag"] = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
+    return document

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from controlplane.accounts.models import User
 from controlplane.accounts.services import audit_record
+from controlplane.accounts.tokens import token_digest
 from controlplane.common.bulk import insert_ignoring_conflicts
 from controlplane.common.errors import ApplicationError
 from controlplane.common.snapshots import snapshot
 from controlplane.traffic.ingest import COLUMNS
-from controlplane.traffic.models import RequestRecord, Service
+from controlplane.traffic.models import RequestRecord, Service, ServiceApiKey
 from profiler import catalog
 
 _SERVICE_FIELDS = (
@@ -82,3 +85,28 @@ def records_ingest(*, rows: Sequence[Sequence[Any]]) -> IngestResult:
     """
     stored = insert_ignoring_conflicts(RequestRecord, COLUMNS, rows)
     return IngestResult(received=len(rows), stored=stored)
+
+
+_KEY_FIELDS = ("service", "name", "prefix", "revoked_at")
+
+
+@transaction.atomic
+def api_key_create(*, actor: User, service: Service, name: str) -> tuple[ServiceApiKey, str]:
+    """Issue a client key for `service`. Returns the row and the key, which is never stored or shown again."""
+    prefix = secrets.token_hex(4)
+    raw = f"sk-clv-{prefix}-{secrets.token_urlsafe(32)}"
+    key = ServiceApiKey.objects.create(service=service, name=name, prefix=prefix, digest=token_digest(raw), created_by=actor)
+    audit_record(actor=actor, verb="api_key.create", obj=key, after=snapshot(key, _KEY_FIELDS))
+    return key, raw
+
+
+@transaction.atomic
+def api_key_revoke(*, actor: User, key: ServiceApiKey) -> ServiceApiKey:
+    """Revoke a client key; routers stop accepting it at their next refresh. Revoking twice is a no-op."""
+    key = ServiceApiKey.objects.select_for_update().get(pk=key.pk)
+    if key.revoked_at is None:
+        before = snapshot(key, _KEY_FIELDS)
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, verb="api_key.revoke", obj=key, before=before, after=snapshot(key, _KEY_FIELDS))
+    return key

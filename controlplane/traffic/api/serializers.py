@@ -5,7 +5,14 @@ from typing import Any
 from rest_framework import serializers
 
 from controlplane.common.serializers import StrictModelSerializer
-from controlplane.traffic.models import RecordStatus, RequestClass, RequestRecord, Service, WorkloadProfile
+from controlplane.traffic.models import (
+    RecordStatus,
+    RequestClass,
+    RequestRecord,
+    Service,
+    ServiceApiKey,
+    WorkloadProfile,
+)
 
 _ARCH_FIELDS = {
     "params_b": float, "layers": int, "hidden_size": int, "attention_heads": int, "kv_heads": int,
@@ -107,3 +114,25 @@ class IngestResultSerializer(serializers.Serializer[None]):
     received = serializers.IntegerField()
     stored = serializers.IntegerField()
     duplicates = serializers.IntegerField()
+
+
+class ServiceApiKeySerializer(serializers.ModelSerializer[ServiceApiKey]):
+    class Meta:
+        model = ServiceApiKey
+        fields = ["id", "name", "prefix", "created_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "created_at", "revoked_at"]
+
+
+class NewServiceApiKeySerializer(ServiceApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The client key. Shown once.")
+
+    class Meta(ServiceApiKeySerializer.Meta):
+        fields = [*ServiceApiKeySerializer.Meta.fields, "key"]
+
+
+class RoutingSerializer(serializers.Serializer[None]):
+    service = serializers.CharField()
+    plan = serializers.IntegerField(allow_null=True)
+    routing = serializers.DictField(allow_null=True)
+    api_key_digests = serializers.ListField(child=serializers.CharField())
+    etag = serializers.CharField()
