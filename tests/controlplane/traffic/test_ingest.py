@@ -107,13 +107,17 @@ def test_a_batch_over_the_limit_is_refused(router, chat):
     assert not RequestRecord.objects.exists()
 
 
-def test_only_routers_and_admins_may_send_records(api_as, chat, alice, bob, charlie):
-    body = {"records": [record()]}
-    assert api_as(charlie).post("/api/v1/traffic/records", body, format="json").status_code == 403
-    assert api_as(bob).post("/api/v1/traffic/records", body, format="json").status_code == 403
-    agent = UserFactory(username="agent-1", role="agent")
-    assert api_as(agent).post("/api/v1/traffic/records", body, format="json").status_code == 403
-    assert api_as(alice).post("/api/v1/traffic/records", body, format="json").status_code == 200
+def test_only_routers_agents_and_admins_may_send_records(api_as, chat, alice, bob, charlie, register_node,
+                                                        bootstrap_token):
+    assert api_as(charlie).post("/api/v1/traffic/records", {"records": [record()]}, format="json").status_code == 403
+    assert api_as(bob).post("/api/v1/traffic/records", {"records": [record()]}, format="json").status_code == 403
+    bootstrap = api_as(None)
+    bootstrap.credentials(HTTP_AUTHORIZATION=f"Bearer {bootstrap_token}")
+    assert bootstrap.post("/api/v1/traffic/records", {"records": [record()]}, format="json").status_code == 403
+    # A router an agent runs sends with its node's token.
+    _, node_client = register_node()
+    assert node_client.post("/api/v1/traffic/records", {"records": [record()]}, format="json").status_code == 200
+    assert api_as(alice).post("/api/v1/traffic/records", {"records": [record()]}, format="json").status_code == 200
 
 
 def test_a_router_cannot_read_records(router, chat):
