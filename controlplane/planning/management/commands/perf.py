@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from controlplane.planning.specs import model_spec_named, tier_spec_named
+from controlplane.planning.specs import catalog_tier_named
+from profiler import catalog
 from profiler.errors import ProfilerError
 from profiler.perfmodel import DTYPES, PerfModel
 
@@ -33,7 +34,7 @@ class Command(BaseCommand):
             if value is not None and value < 1:
                 raise CommandError(f"{flag}: must be at least 1")
         try:
-            perf = PerfModel(model=model_spec_named(model), tier=tier_spec_named(tier), tp=tp, dtype=dtype)
+            perf = PerfModel(model=catalog.model(model), tier=catalog_tier_named(tier), tp=tp, dtype=dtype)
         except ProfilerError as exc:
             raise CommandError(str(exc)) from None
         result: dict[str, Any] = {
