@@ -7,9 +7,11 @@ The README's settings table lists every variable read here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from controlplane.env import envbool, envfloat, envint, envlist, envstr, envurl
@@ -101,8 +103,9 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     _database.setdefault("OPTIONS", {})
     _database["OPTIONS"].update({"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"})
     _database["CONN_MAX_AGE"] = 0
-    # Tests that run real worker processes need the test database on disk, where they can see it.
-    _database["TEST"] = {"NAME": str(VAR_DIR / "test_cleave.sqlite3")}
+    # Tests that run real worker processes need the test database on disk, where they can see it; one
+    # file per test run, so two runs at once (two checkouts, a developer and CI) do not share it.
+    _database["TEST"] = {"NAME": str(VAR_DIR / f"test_cleave_{os.getpid()}.sqlite3")}
 elif not _database.get("NAME"):
     raise ImproperlyConfigured("DATABASE_URL: no database name in the URL path")
 DATABASES = {"default": _database}
@@ -243,11 +246,29 @@ HEARTBEAT_SWEEP_INTERVAL_S = envfloat("HEARTBEAT_SWEEP_INTERVAL_S", 30.0, minimu
 AGENT_CALL_TIMEOUT_S = envfloat("AGENT_CALL_TIMEOUT_S", 5.0, minimum=0.1)
 AGENT_CA_BUNDLE = envstr("AGENT_CA_BUNDLE") or ""
 
+# Workload profiles: window length, and how far back the first profiling of a service looks.
+PROFILE_WINDOW_S = envfloat("PROFILE_WINDOW_S", 300.0, minimum=1.0)
+PROFILE_LOOKBACK_S = envfloat("PROFILE_LOOKBACK_S", 3600.0, minimum=60.0)
+PROFILE_INTERVAL_S = envfloat("PROFILE_INTERVAL_S", 60.0, minimum=1.0)
+# Classifiers: where their JSON versions live, what they train on, and whether a better one is activated.
+CLASSIFIER_STORE_DIR = Path(envstr("CLASSIFIER_STORE_DIR") or VAR_DIR / "models")
+CLASSIFIER_TRAINING_DAYS = envint("CLASSIFIER_TRAINING_DAYS", 7, minimum=1)
+CLASSIFIER_MIN_TRAINING_ROWS = envint("CLASSIFIER_MIN_TRAINING_ROWS", 1000, minimum=50)
+CLASSIFIER_AUTO_ACTIVATE = envbool("CLASSIFIER_AUTO_ACTIVATE", True)
+
 # A rollout step claimed by a Celery worker that then died may be taken over after this long.
 ROLLOUT_STEP_LEASE_S = envfloat("ROLLOUT_STEP_LEASE_S", 30.0, minimum=1.0)
 ROLLOUT_RESUME_INTERVAL_S = envfloat("ROLLOUT_RESUME_INTERVAL_S", 15.0, minimum=1.0)
 # Nodes behind their desired generation get their assignment pushed again this often.
 ASSIGNMENT_REPUSH_INTERVAL_S = envfloat("ASSIGNMENT_REPUSH_INTERVAL_S", 20.0, minimum=1.0)
+
+# Telemetry retention: raw samples (hours), then minute and hour roll-ups (days). The 1-day window reads
+# minute roll-ups and the 1-week window hour roll-ups, hence the minimums.
+TELEMETRY_RAW_RETENTION_H = envint("TELEMETRY_RAW_RETENTION_H", 24, minimum=1)
+TELEMETRY_MINUTE_RETENTION_D = envint("TELEMETRY_MINUTE_RETENTION_D", 8, minimum=2)
+TELEMETRY_HOUR_RETENTION_D = envint("TELEMETRY_HOUR_RETENTION_D", 400, minimum=8)
+# Let Prometheus scrape /metrics without a token (only where the network already keeps others out).
+METRICS_ALLOW_ANONYMOUS = envbool("METRICS_ALLOW_ANONYMOUS", False)
 
 CELERY_BEAT_SCHEDULE = {
     "fleet.sweep_heartbeats": {
@@ -258,9 +279,29 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fleet.repush_assignments",
         "schedule": ASSIGNMENT_REPUSH_INTERVAL_S,
     },
+    "traffic.profile_windows": {
+        "task": "traffic.profile_windows",
+        "schedule": PROFILE_INTERVAL_S,
+    },
+    "traffic.retrain": {
+        "task": "traffic.retrain",
+        "schedule": crontab(hour=3, minute=17),
+    },
     "planning.rollout.resume": {
         "task": "planning.rollout.resume",
         "schedule": ROLLOUT_RESUME_INTERVAL_S,
+    },
+    "telemetry.rollup_minutes": {
+        "task": "telemetry.rollup_minutes",
+        "schedule": 60.0,
+    },
+    "telemetry.rollup_hours": {
+        "task": "telemetry.rollup_hours",
+        "schedule": 3600.0,
+    },
+    "telemetry.enforce_retention": {
+        "task": "telemetry.enforce_retention",
+        "schedule": 3600.0,
     },
 }
 

@@ -103,7 +103,8 @@ class RequestRecord(models.Model):
 
 
 class WorkloadProfile(models.Model):
-    """What one service's traffic looked like over one window."""
+    """What one service's traffic looked like over one window. An empty window (no requests) is kept: a
+    rate of zero is what lets rebalancing scale a service down."""
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="profiles")
     window_start = models.DateTimeField()
@@ -111,15 +112,20 @@ class WorkloadProfile(models.Model):
     request_count = models.PositiveIntegerField()
     arrival_rate_rps = models.FloatField()
     burstiness_cv = models.FloatField(null=True, blank=True)
-    prompt_tokens_p50 = models.FloatField()
-    prompt_tokens_p90 = models.FloatField()
-    prompt_tokens_p99 = models.FloatField()
-    output_tokens_p50 = models.FloatField()
-    output_tokens_p90 = models.FloatField()
-    output_tokens_p99 = models.FloatField()
+    prompt_tokens_p50 = models.FloatField(null=True, blank=True)
+    prompt_tokens_p90 = models.FloatField(null=True, blank=True)
+    prompt_tokens_p99 = models.FloatField(null=True, blank=True)
+    output_tokens_p50 = models.FloatField(null=True, blank=True)
+    output_tokens_p90 = models.FloatField(null=True, blank=True)
+    output_tokens_p99 = models.FloatField(null=True, blank=True)
     prefix_cache_share = models.FloatField(default=0.0)
-    prefill_share = models.FloatField(help_text="Share of GPU time spent in prefill under the perf model.")
-    workload_class = models.CharField(max_length=16, choices=RequestClass.choices)
+    prefill_share = models.FloatField(
+        null=True, blank=True, help_text="Share of GPU time spent in prefill under the perf model."
+    )
+    prefill_share_se = models.FloatField(null=True, blank=True, help_text="Standard error of prefill_share.")
+    prefill_gpu_s = models.FloatField(default=0.0)
+    decode_gpu_s = models.FloatField(default=0.0)
+    workload_class = models.CharField(max_length=16, choices=RequestClass.choices, blank=True)
     confidence = models.FloatField(null=True, blank=True)
     class_mix = models.JSONField(default=dict, blank=True)
     forecast = models.JSONField(default=dict, blank=True)
@@ -131,7 +137,10 @@ class WorkloadProfile(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["service", "window_start", "window_end"], name="profile_unique_window"),
             models.CheckConstraint(condition=Q(window_end__gt=models.F("window_start")), name="profile_window_ordered"),
-            models.CheckConstraint(condition=Q(prefill_share__gte=0) & Q(prefill_share__lte=1), name="profile_share_in_range"),
+            models.CheckConstraint(
+                condition=Q(prefill_share__isnull=True) | (Q(prefill_share__gte=0) & Q(prefill_share__lte=1)),
+                name="profile_share_in_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -155,3 +164,33 @@ class ServiceApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service.name}: {self.name} ({self.prefix}…)"
+
+
+class ClassifierKind(models.TextChoices):
+    ADMISSION = "admission", "Admission (per request)"
+    WORKLOAD = "workload", "Workload (per window)"
+
+
+class ClassifierModel(models.Model):
+    """A trained classifier version. Its JSON document lives in the model store on disk (never a pickle);
+    this row holds its metadata, and which version of each kind is active."""
+
+    kind = models.CharField(max_length=16, choices=ClassifierKind.choices)
+    version = models.CharField(max_length=32)
+    metrics = models.JSONField(default=dict)
+    trained_on = models.JSONField(default=dict)
+    features = models.JSONField(default=list)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["kind", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "version"], name="classifier_unique_version"),
+            models.UniqueConstraint(fields=["kind"], condition=Q(is_active=True), name="classifier_one_active_per_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return self.version

@@ -9,7 +9,14 @@ from typing import Any
 from django.db.models import QuerySet
 
 from controlplane.planning.models import Plan, PlanStatus
-from controlplane.traffic.models import RequestRecord, Service, ServiceApiKey, WorkloadProfile
+from controlplane.traffic.models import (
+    ClassifierKind,
+    ClassifierModel,
+    RequestRecord,
+    Service,
+    ServiceApiKey,
+    WorkloadProfile,
+)
 
 
 def service_list() -> QuerySet[Service]:
@@ -36,7 +43,20 @@ def routing_document(service: Service) -> dict[str, Any]:
         "service": service.name,
         "plan": plan.pk if plan else None,
         "routing": plan.routing if plan else None,
+        "admission_model": active_admission_document(),
         "api_key_digests": digests,
     }
     document["etag"] = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
     return document
+
+
+def classifier_list() -> QuerySet[ClassifierModel]:
+    return ClassifierModel.objects.select_related("activated_by")
+
+
+def active_admission_document() -> dict[str, Any] | None:
+    """The active admission model's JSON (what routers evaluate), or None when none is active."""
+    from controlplane.traffic.profiling import model_store
+
+    active = ClassifierModel.objects.filter(kind=ClassifierKind.ADMISSION, is_active=True).only("version").first()
+    return model_store().load(ClassifierKind.ADMISSION, active.version) if active else None

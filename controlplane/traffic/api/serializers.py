@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from controlplane.common.serializers import StrictModelSerializer
 from controlplane.traffic.models import (
+    ClassifierModel,
     RecordStatus,
     RequestClass,
     RequestRecord,
@@ -79,8 +80,8 @@ class WorkloadProfileSerializer(serializers.ModelSerializer[WorkloadProfile]):
         fields = [
             "id", "service", "window_start", "window_end", "request_count", "arrival_rate_rps", "burstiness_cv",
             "prompt_tokens_p50", "prompt_tokens_p90", "prompt_tokens_p99", "output_tokens_p50", "output_tokens_p90",
-            "output_tokens_p99", "prefix_cache_share", "prefill_share", "workload_class", "confidence", "class_mix",
-            "forecast", "created_at",
+            "output_tokens_p99", "prefix_cache_share", "prefill_share", "prefill_share_se", "prefill_gpu_s",
+            "decode_gpu_s", "workload_class", "confidence", "class_mix", "forecast", "created_at",
         ]
         read_only_fields = fields
 
@@ -134,5 +135,16 @@ class RoutingSerializer(serializers.Serializer[None]):
     service = serializers.CharField()
     plan = serializers.IntegerField(allow_null=True)
     routing = serializers.DictField(allow_null=True)
+    admission_model = serializers.DictField(allow_null=True, help_text="The active admission model's JSON.")
     api_key_digests = serializers.ListField(child=serializers.CharField())
     etag = serializers.CharField()
+
+
+class ClassifierModelSerializer(serializers.ModelSerializer[ClassifierModel]):
+    activated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ClassifierModel
+        fields = ["id", "kind", "version", "metrics", "trained_on", "features", "is_active", "created_at",
+                  "activated_at", "activated_by"]
+        read_only_fields = fields

@@ -7,5 +7,6 @@ router = OptionalSlashRouter()
 router.register("services", views.ServiceViewSet, basename="service")
 router.register("traffic/records", views.RequestRecordViewSet, basename="record")
 router.register("profiles", views.WorkloadProfileViewSet, basename="profile")
+router.register("classifiers", views.ClassifierModelViewSet, basename="classifier")
 
 urlpatterns = router.urls

@@ -15,6 +15,7 @@ from controlplane.common.viewsets import READ_ONLY_METHODS, ServiceModelViewSet
 from controlplane.traffic import selectors, services
 from controlplane.traffic.api.filters import ProfileFilter, RecordFilter
 from controlplane.traffic.api.serializers import (
+    ClassifierModelSerializer,
     IngestResultSerializer,
     NewServiceApiKeySerializer,
     RecordBatchSerializer,
@@ -26,6 +27,7 @@ from controlplane.traffic.api.serializers import (
 )
 from controlplane.traffic.ingest import parse_records
 from controlplane.traffic.models import Service, ServiceApiKey
+from controlplane.traffic.training import classifier_activate
 
 
 class ServiceViewSet(ServiceModelViewSet):
@@ -101,3 +103,18 @@ class WorkloadProfileViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = selectors.profile_list()
     serializer_class = WorkloadProfileSerializer
     filterset_class = ProfileFilter
+
+
+class ClassifierModelViewSet(viewsets.ReadOnlyModelViewSet):
+    """Classifier versions with their metrics. Operators activate one."""
+
+    queryset = selectors.classifier_list()
+    serializer_class = ClassifierModelSerializer
+    filterset_fields = ["kind", "is_active"]
+    action_roles = {"activate": Role.OPERATOR}
+
+    @extend_schema(request=None, responses=ClassifierModelSerializer)
+    @action(detail=True, methods=["post"])
+    def activate(self, request: Request, pk: str | None = None) -> Response:
+        classifier = classifier_activate(actor=self.request.user, classifier=self.get_object(), reason="operator")
+        return Response(ClassifierModelSerializer(classifier).data)

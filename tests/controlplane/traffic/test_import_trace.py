@@ -90,3 +90,20 @@ def test_a_generic_csv_needs_its_columns(tmp_path):
     path.write_text("in,out\n100,10\n2000,5\n")
     out = run("--format", "csv", str(path), "--service", "s", "--columns", "prompt_tokens=in,output_tokens=out")
     assert "2 stored" in out
+
+
+def test_records_export_and_import_round_trip(tmp_path):
+    ServiceFactory(name="code")
+    ServiceFactory(name="copy")
+    run("--format", "azure", str(DATA / "azure_llm_2023" / "AzureLLMInferenceTrace_code.csv"), "--service", "code",
+        "--start", "2026-01-01T00:00:00+00:00")
+    exported = tmp_path / "code.jsonl"
+    call_command("export_records", str(exported), "--service", "code", stdout=StringIO())
+    assert "8819 stored" in run("--format", "records", str(exported), "--service", "copy", "--start",
+                                "2026-01-01T00:00:00+00:00")
+
+    def shape(name):
+        return list(RequestRecord.objects.filter(service__name=name).order_by("arrival_at", "prompt_tokens")
+                    .values_list("arrival_at", "prompt_tokens", "output_tokens"))
+
+    assert shape("copy") == shape("code")
