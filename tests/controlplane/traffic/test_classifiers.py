@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ def traffic(settings, tmp_path):
     for name, file in (("code", "AzureLLMInferenceTrace_code.csv"), ("conv", "AzureLLMInferenceTrace_conv.csv")):
         ServiceFactory(name=name)
         call_command("import_trace", "--format", "azure", str(DATA / file), "--service", name, "--start",
-                     START.isoformat(), stdout=open("/dev/null", "w"), stderr=open("/dev/null", "w"))
+                     START.isoformat(), stdout=StringIO(), stderr=StringIO())
 
 
 def test_the_first_admission_model_is_trained_stored_and_activated(traffic):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 def import_trace(name: str, service: str) -> None:
     call_command("import_trace", "--format", "azure", str(DATA / name), "--service", service,
-                 "--start", START.isoformat(), stdout=open("/dev/null", "w"), stderr=open("/dev/null", "w"))
+                 "--start", START.isoformat(), stdout=StringIO(), stderr=StringIO())
 
 
 def test_azure_code_windows_are_prefill_heavy_and_conv_windows_decode_heavy(settings):
