@@ -423,9 +423,12 @@ class PerfModel:
         compute_s = flops * self._s_per_flop
         memory_s = self._weight_read_s + self._kv_read_s_per_token * (decode_context_tokens + prefill_tokens)
         eff = self._eff
+        # One step's fixed cost, with the chunk as one more sequence. The fitted prefill overhead is a
+        # whole prompt's (the 2023 engines' per-request set-up); charging it on every chunk would make
+        # chunked prefill look far worse than it runs (Sarathi-Serve), and it is the baseline.
         return (
-            max(eff.prefill_overhead_s, eff.decode_overhead_s)
-            + eff.decode_seq_overhead_s * decode_batch
+            eff.decode_overhead_s
+            + eff.decode_seq_overhead_s * (decode_batch + 1)
             + (compute_s if compute_s > memory_s else memory_s)
             + self._comm_s(tokens)
         )

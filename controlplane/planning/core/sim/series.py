@@ -35,11 +35,6 @@ class StepSeries:
         self.split = split
 
     @classmethod
-    def of_lines(cls, n: int, left0: float, left_slope: float, right0: float, right_slope: float) -> StepSeries:
-        """A run of ``n`` steps whose k-th step takes the larger of the two lines at k."""
-        return cls(n, left0, left_slope, right0, right_slope)
-
-    @classmethod
     def probe(cls, n: int, step_s: Callable[[int], float]) -> StepSeries:
         """A run of ``n`` >= 1 steps whose k-th step takes ``step_s(k)``, a convex function with one kink
         at most, built from at most four calls."""

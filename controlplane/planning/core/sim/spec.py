@@ -73,6 +73,8 @@ class PoolSpec:
 class ClusterSpec:
     """A serving cluster for one model: either prefill and decode pools (disaggregated) or colocated pools.
 
+    kv_link: the link a KV cache crosses from a prefill to a decode instance, a profiler.perfmodel.LINKS
+      name; "nvlink" means the prefill tier's own scale-up link (same node).
     prefill_token_budget: most uncached prompt tokens batched into one prefill pass (a longer prompt
       runs alone); also the batch budget of colocated serving without chunking.
     chunked_prefill, chunk_tokens: colocated only. With chunking every step carries the running decodes

@@ -68,7 +68,9 @@ def fit_context(
     return prompt, output, min(max(cached_prompt_tokens, 0), prompt)
 
 
-def requests_from_trace(records: Iterable[TraceRecordLike], *, max_context: int | None = None) -> list[Request]:
+def requests_from_trace(
+    records: Iterable[TraceRecordLike], *, max_context: int | None = None
+) -> list[Request]:
     """The trace's requests in arrival order, the first arriving at 0 s, lengths fitted to ``max_context``.
 
     Raises SimulationError for an empty trace or a record without an arrival time (sample its lengths
@@ -130,7 +132,8 @@ class LengthSampler:
     ) -> LengthSampler:
         """A sample of a trace's lengths (with its cached prefixes), fitted to ``max_context``."""
         fitted = [
-            fit_context(r.prompt_tokens, r.output_tokens, r.cached_prompt_tokens, max_context) for r in records
+            fit_context(r.prompt_tokens, r.output_tokens, r.cached_prompt_tokens, max_context)
+            for r in records
         ]
         return cls(*_columns(fitted))
 
