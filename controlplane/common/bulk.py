@@ -23,7 +23,8 @@ def insert_ignoring_conflicts(model: type[models.Model], columns: Sequence[str],
     """
     if not rows:
         return 0
-    with transaction.atomic():
+    # No savepoint of its own: the batch is all or nothing within the caller's transaction anyway.
+    with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             return _copy_insert(model, columns, rows)
         return _executemany_insert(model, columns, rows)
@@ -41,7 +42,7 @@ def _copy_insert(model: type[models.Model], columns: Sequence[str], rows: Sequen
     staging = f"staging_{table}"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS INCLUDING IDENTITY) ON COMMIT DELETE ROWS"
         )
         _copy(cursor, staging, quoted, rows)
         cursor.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM {staging} ON CONFLICT DO NOTHING")

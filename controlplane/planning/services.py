@@ -13,6 +13,9 @@ from controlplane.accounts.models import User
 from controlplane.accounts.services import audit_record
 from controlplane.common.errors import ConflictError
 from controlplane.planning.models import Plan, PlanStatus
+from controlplane.planning.planner import PlanParams
+from controlplane.planning.planner import plan_create as planner_create
+from controlplane.traffic.models import Service
 
 _PLAN_FIELDS = ("status", "decided_by", "decided_at", "activated_at")
 
@@ -99,3 +102,12 @@ def snapshot_plan(plan: Plan) -> dict[str, object]:
         "decided_at": plan.decided_at.isoformat() if plan.decided_at else None,
         "activated_at": plan.activated_at.isoformat() if plan.activated_at else None,
     }
+
+
+def plan_create(*, actor: User | None, service: Service, params: PlanParams) -> Plan:
+    """Compute a plan for `service` and save it as a draft with its AuditEvent (see planning.planner).
+
+    An infeasible request raises ApplicationError (code "infeasible", HTTP 422) naming the binding
+    constraint; bad input raises ApplicationError (400) naming the field. Either way nothing is written.
+    """
+    return planner_create(actor=actor, service=service, params=params)

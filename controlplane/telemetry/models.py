@@ -1,4 +1,9 @@
-"""Raw samples from node agents: one row per GPU (NodeSample) and per engine worker (WorkerSample)."""
+"""Raw samples from node agents (NodeSample per GPU reading, WorkerSample per engine worker), and their roll-ups.
+
+Roll-ups hold minute and hour buckets per node (NodeRollup), per pool of the fleet (TierRollup: tier x role x
+service) and per service (ServiceRollup: requests, SLO attainment, tokens served). See telemetry.rollups for
+how they are computed and why they stay small.
+"""
 
 from __future__ import annotations
 
@@ -64,3 +69,112 @@ class WorkerSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id}/{self.worker_name}@{self.ts:%H:%M:%S}"
+
+
+class Resolution(models.IntegerChoices):
+    MINUTE = 60, "Minute"
+    HOUR = 3600, "Hour"
+
+
+class NodeRollup(models.Model):
+    """One node over one bucket: its GPUs' mean utilization and power, the energy they drew, what they cost.
+
+    `gpus` is the mean number of GPUs held over the bucket (a node registered mid-bucket holds a share),
+    so `cost_usd` is gpus x price x bucket length. Means are over readings; `samples` weighs them.
+    """
+
+    node = models.ForeignKey("fleet.Node", on_delete=models.CASCADE, related_name="rollups")
+    resolution_s = models.PositiveIntegerField(choices=Resolution.choices)
+    bucket_start = models.DateTimeField()
+    gpus = models.FloatField(default=0.0)
+    gpu_util_mean = models.FloatField(null=True, blank=True, help_text="0..1; empty when no GPU reported.")
+    power_w_mean = models.FloatField(null=True, blank=True, help_text="Per GPU reading.")
+    energy_j = models.FloatField(default=0.0)
+    cost_usd = models.FloatField(default=0.0)
+    samples = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-bucket_start"]
+        indexes = [models.Index(fields=["resolution_s", "bucket_start"], name="noderollup_bucket_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["node", "resolution_s", "bucket_start"], name="noderollup_unique_bucket"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id}@{self.bucket_start:%Y-%m-%d %H:%M}/{self.resolution_s}s"
+
+
+class TierRollup(models.Model):
+    """The fleet over one bucket, by pool: GPU tier x worker role x service.
+
+    GPUs that no worker holds are role `idle` with no service. Tokens are the engines' own counts
+    (their prompt and generation rates integrated over time), by the role and service the worker reported.
+    """
+
+    tier = models.ForeignKey("fleet.GpuTier", on_delete=models.CASCADE, related_name="rollups")
+    role = models.CharField(max_length=16)
+    service = models.ForeignKey(
+        "traffic.Service", null=True, blank=True, on_delete=models.CASCADE, related_name="tier_rollups"
+    )
+    resolution_s = models.PositiveIntegerField(choices=Resolution.choices)
+    bucket_start = models.DateTimeField()
+    gpus = models.FloatField(default=0.0)
+    gpu_util_mean = models.FloatField(null=True, blank=True)
+    power_w_mean = models.FloatField(null=True, blank=True)
+    energy_j = models.FloatField(default=0.0)
+    cost_usd = models.FloatField(default=0.0)
+    prompt_tokens = models.FloatField(default=0.0)
+    generation_tokens = models.FloatField(default=0.0)
+    samples = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-bucket_start"]
+        indexes = [models.Index(fields=["resolution_s", "bucket_start"], name="tierrollup_bucket_idx")]
+        constraints = [
+            # Two partial keys instead of one: a NULL service would never clash in a plain unique key.
+            models.UniqueConstraint(
+                fields=["resolution_s", "bucket_start", "tier", "role", "service"],
+                condition=Q(service__isnull=False),
+                name="tierrollup_unique_service_pool",
+            ),
+            models.UniqueConstraint(
+                fields=["resolution_s", "bucket_start", "tier", "role"],
+                condition=Q(service__isnull=True),
+                name="tierrollup_unique_unserved_pool",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tier_id}/{self.role}/{self.service_id}@{self.bucket_start:%Y-%m-%d %H:%M}"
+
+
+class ServiceRollup(models.Model):
+    """One service's requests over one bucket, from the routers' request records (by arrival time).
+
+    `requests_timed` have both latencies; `requests_slo_met` of them met both SLOs. Tokens are those of
+    requests that finished `ok`: the prompt and output tokens served, each request counted once.
+    """
+
+    service = models.ForeignKey("traffic.Service", on_delete=models.CASCADE, related_name="rollups")
+    resolution_s = models.PositiveIntegerField(choices=Resolution.choices)
+    bucket_start = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=0)
+    requests_timed = models.PositiveIntegerField(default=0)
+    requests_slo_met = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-bucket_start"]
+        indexes = [models.Index(fields=["resolution_s", "bucket_start"], name="servicerollup_bucket_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "resolution_s", "bucket_start"], name="servicerollup_unique_bucket"
+            ),
+            models.CheckConstraint(
+                condition=Q(requests_slo_met__lte=models.F("requests_timed")), name="servicerollup_met_within_timed"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id}@{self.bucket_start:%Y-%m-%d %H:%M}/{self.resolution_s}s"

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from controlplane.fleet.models import WorkerRole
+from controlplane.fleet.models import GpuTier, WorkerRole
+from controlplane.telemetry.accounting import IDLE
 from controlplane.telemetry.models import NodeSample, WorkerSample
+from controlplane.telemetry.selectors import SERIES_METRICS, WINDOWS
+from controlplane.traffic.models import Service
 
 
 class NodeSampleSerializer(serializers.ModelSerializer[NodeSample]):
@@ -68,3 +71,100 @@ class SamplesStoredSerializer(serializers.Serializer[None]):
     node_samples_stored = serializers.IntegerField()
     worker_samples_received = serializers.IntegerField()
     worker_samples_stored = serializers.IntegerField()
+
+
+# --- Accounting: summary and series --------------------------------------------------------------------
+
+
+class SummaryQuerySerializer(serializers.Serializer[None]):
+    window = serializers.ChoiceField(choices=list(WINDOWS), default="1h")
+    service = serializers.SlugRelatedField(
+        slug_field="name", queryset=Service.objects.all(), required=False, help_text="Narrow to one service."
+    )
+
+
+class SeriesQuerySerializer(SummaryQuerySerializer):
+    metric = serializers.ChoiceField(choices=list(SERIES_METRICS))
+    tier = serializers.SlugRelatedField(slug_field="name", queryset=GpuTier.objects.all(), required=False)
+    role = serializers.ChoiceField(choices=[*WorkerRole.values, IDLE], required=False)
+
+
+class PoolUtilizationSerializer(serializers.Serializer[None]):
+    tier = serializers.CharField()
+    role = serializers.CharField()
+    gpus = serializers.FloatField(help_text="Mean GPUs held over the window.")
+    utilization = serializers.FloatField(allow_null=True)
+
+
+class UtilizationSerializer(serializers.Serializer[None]):
+    mean = serializers.FloatField(source="utilization", allow_null=True)
+    by_tier = serializers.DictField(source="utilization_by_tier", child=serializers.FloatField(allow_null=True))
+    by_role = serializers.DictField(source="utilization_by_role", child=serializers.FloatField(allow_null=True))
+    by_pool = PoolUtilizationSerializer(source="utilization_by_pool", many=True)
+
+
+class TokenRatesSerializer(serializers.Serializer[None]):
+    prompt = serializers.FloatField(source="prompt_tokens_per_s")
+    generation = serializers.FloatField(source="generation_tokens_per_s")
+
+
+class ServedTokensSerializer(serializers.Serializer[None]):
+    prompt = serializers.IntegerField(source="served_prompt_tokens")
+    output = serializers.IntegerField(source="served_output_tokens")
+
+
+class AttainmentSerializer(serializers.Serializer[None]):
+    service = serializers.CharField()
+    attainment = serializers.FloatField(allow_null=True, help_text="Share of timed requests that met both SLOs.")
+    requests_timed = serializers.IntegerField()
+    target = serializers.FloatField()
+
+
+class ServiceSavingSerializer(serializers.Serializer[None]):
+    service = serializers.CharField()
+    baseline_usd_per_h = serializers.FloatField()
+    cost_usd_per_h = serializers.FloatField()
+    saving_usd_per_h = serializers.FloatField()
+    saving_share = serializers.FloatField(allow_null=True)
+
+
+class SavingSerializer(serializers.Serializer[None]):
+    baseline_usd_per_h = serializers.FloatField(
+        help_text="What the active plans' colocated baselines were predicted to cost."
+    )
+    cost_usd_per_h = serializers.FloatField(help_text="What those services' GPUs cost now.")
+    saving_usd_per_h = serializers.FloatField()
+    saving_share = serializers.FloatField(allow_null=True)
+    services = ServiceSavingSerializer(many=True)
+
+
+class SummarySerializer(serializers.Serializer[None]):
+    window = serializers.CharField()
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    resolution_s = serializers.IntegerField()
+    service = serializers.CharField(allow_null=True)
+    cost_usd_per_h = serializers.FloatField(help_text="Now: every GPU held (idle ones too) at its tier's price.")
+    power_kw = serializers.FloatField(allow_null=True, help_text="Now: the latest reading of each GPU.")
+    gpus = serializers.IntegerField()
+    gpus_reporting = serializers.IntegerField()
+    cost_usd = serializers.FloatField(help_text="Over the window.")
+    energy_kwh = serializers.FloatField(help_text="Over the window.")
+    utilization = UtilizationSerializer(source="*")
+    tokens_per_s = TokenRatesSerializer(source="*", help_text="Over the window: the engines' own rates.")
+    served_tokens = ServedTokensSerializer(source="*", help_text="Over the window: requests served ok.")
+    usd_per_million_tokens = serializers.FloatField(allow_null=True, help_text="Cost over served prompt + output tokens.")
+    tokens_per_joule = serializers.FloatField(allow_null=True, help_text="Served prompt + output tokens per joule.")
+    attainment = AttainmentSerializer(many=True)
+    saving_vs_colocated = SavingSerializer(allow_null=True)
+
+
+class SeriesSerializer(serializers.Serializer[None]):
+    metric = serializers.CharField()
+    unit = serializers.CharField()
+    window = serializers.CharField()
+    resolution_s = serializers.IntegerField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    x = serializers.ListField(child=serializers.DateTimeField(), help_text="Bucket starts.")
+    y = serializers.ListField(child=serializers.FloatField(allow_null=True), help_text="Null where nothing was rolled up.")

@@ -11,5 +11,7 @@ router.register("worker-samples", views.WorkerSampleViewSet, basename="worker-sa
 
 urlpatterns = [
     path("telemetry/samples", views.SampleBatchView.as_view(), name="telemetry-samples"),
+    path("telemetry/summary", views.TelemetrySummaryView.as_view(), name="telemetry-summary"),
+    path("telemetry/series", views.TelemetrySeriesView.as_view(), name="telemetry-series"),
     *router.urls,
 ]
