@@ -257,6 +257,15 @@ CLASSIFIER_TRAINING_DAYS = envint("CLASSIFIER_TRAINING_DAYS", 7, minimum=1)
 CLASSIFIER_MIN_TRAINING_ROWS = envint("CLASSIFIER_MIN_TRAINING_ROWS", 1000, minimum=50)
 CLASSIFIER_AUTO_ACTIVATE = envbool("CLASSIFIER_AUTO_ACTIVATE", True)
 
+# Scheduled rebalancing: how often the beat looks (each service has its own interval), the strategy of
+# auto-approved rollouts, and what "no traffic" means (this many empty profile windows in a row).
+REBALANCE_CHECK_INTERVAL_S = envfloat("REBALANCE_CHECK_INTERVAL_S", 60.0, minimum=1.0)
+REBALANCE_STRATEGY = envstr("REBALANCE_STRATEGY", "rolling") or "rolling"
+if REBALANCE_STRATEGY not in ("rolling", "all-at-once", "canary"):
+    raise ImproperlyConfigured(f"REBALANCE_STRATEGY: {REBALANCE_STRATEGY!r} is not one of rolling, all-at-once, canary")
+REBALANCE_IDLE_WINDOWS = envint("REBALANCE_IDLE_WINDOWS", 3, minimum=1)
+REBALANCE_IDLE_RATE_RPS = envfloat("REBALANCE_IDLE_RATE_RPS", 0.05, minimum=0.001)
+
 # A rollout step claimed by a Celery worker that then died may be taken over after this long.
 ROLLOUT_STEP_LEASE_S = envfloat("ROLLOUT_STEP_LEASE_S", 30.0, minimum=1.0)
 ROLLOUT_RESUME_INTERVAL_S = envfloat("ROLLOUT_RESUME_INTERVAL_S", 15.0, minimum=1.0)
@@ -287,6 +296,10 @@ CELERY_BEAT_SCHEDULE = {
     "traffic.retrain": {
         "task": "traffic.retrain",
         "schedule": crontab(hour=3, minute=17),
+    },
+    "planning.rebalance": {
+        "task": "planning.rebalance",
+        "schedule": REBALANCE_CHECK_INTERVAL_S,
     },
     "planning.rollout.resume": {
         "task": "planning.rollout.resume",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from typing import Any
 
@@ -42,7 +43,7 @@ class AgentClient:
         self.client = httpx.Client(
             base_url=node.agent_url.rstrip("/"),
             timeout=timeout_s if timeout_s is not None else settings.AGENT_CALL_TIMEOUT_S,
-            verify=settings.AGENT_CA_BUNDLE or True,
+            verify=ssl.create_default_context(cafile=settings.AGENT_CA_BUNDLE or None),
         )
 
     def __enter__(self) -> AgentClient:

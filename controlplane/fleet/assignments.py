@@ -27,7 +27,8 @@ def assignment_create(
 ) -> Assignment:
     """Record a new desired state for `node` at its next generation."""
     node = Node.objects.select_for_update().get(pk=node.pk)
-    generation = node.generation_desired + 1
+    # Past what the agent runs, too: an agent that outlived a wiped control plane holds a higher generation.
+    generation = max(node.generation_desired, node.generation_applied) + 1
     assignment = Assignment.objects.create(node=node, generation=generation, plan=plan, workers=list(workers))
     Node.objects.filter(pk=node.pk).update(generation_desired=generation)
     audit_record(

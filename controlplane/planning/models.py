@@ -145,3 +145,22 @@ class RolloutStep(models.Model):
 
     def __str__(self) -> str:
         return f"step {self.index} ({self.kind}) of rollout {self.rollout_id}"
+
+
+class RebalanceDecision(models.Model):
+    """What one scheduled replan of a service decided, and why: the history the console shows."""
+
+    service = models.ForeignKey("traffic.Service", on_delete=models.CASCADE, related_name="rebalance_decisions")
+    at = models.DateTimeField(default=timezone.now)
+    proposed = models.BooleanField()
+    plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    auto_approved = models.BooleanField(default=False)
+    rollout = models.ForeignKey(Rollout, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["service", "at"], name="rebalance_service_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} {self.at:%Y-%m-%d %H:%M} {'proposed' if self.proposed else 'kept'}"

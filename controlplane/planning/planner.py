@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 from django.conf import settings
@@ -352,7 +353,7 @@ def plan_save(*, actor: User | None, service: Service, computed: Computed, reaso
         predicted_cost_usd_per_h=predictions["cost_usd_per_h"], predicted_power_kw=predictions["power_kw"],
         reason=reason or predictions.get("note", ""), created_by=actor,
     )
-    plan.routing = {**outcome.routing, "version": plan.pk}
+    plan.routing = _addressed(outcome.routing, service, version=plan.pk)
     plan.save(update_fields=["routing"])
     audit_record(
         actor=actor, verb="plan.create", obj=plan, system=system,
@@ -361,6 +362,16 @@ def plan_save(*, actor: User | None, service: Service, computed: Computed, reaso
                "predicted_power_kw": plan.predicted_power_kw, "reason": plan.reason},
     )
     return plan
+
+
+def _addressed(routing: dict[str, Any], service: Service, *, version: int) -> dict[str, Any]:
+    """The routing plan with what a router needs to reach each worker: the service's id and each node's host."""
+    hosts = {name: urlparse(url).hostname or "127.0.0.1" for name, url in Node.objects.values_list("name", "agent_url")}
+    pools = {
+        role: [{**entry, "host": hosts.get(str(entry.get("node")), "127.0.0.1")} for entry in entries]
+        for role, entries in routing.get("pools", {}).items()
+    }
+    return {**routing, "pools": pools, "service_id": service.pk, "version": version}
 
 
 def plan_create(*, actor: User | None, service: Service, params: PlanParams) -> Plan:

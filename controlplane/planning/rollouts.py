@@ -91,6 +91,21 @@ def rollout_start(
     return rollout
 
 
+@transaction.atomic
+def plan_approve_and_roll_out(
+    *, actor: User | None, plan: Plan, strategy: str = "rolling", options: dict[str, Any] | None = None
+) -> Rollout:
+    """Approve a draft and start its rollout, in one transaction: if the rollout cannot start (another is in
+    flight), the plan stays a draft. Calling it again for a plan already rolling out returns that rollout."""
+    from controlplane.planning.services import plan_approve
+
+    existing = plan.rollouts.order_by("-created_at").first()
+    if existing is not None and plan.status in (PlanStatus.ROLLING_OUT, PlanStatus.ACTIVE):
+        return existing
+    plan = plan_approve(actor=actor, plan=plan)
+    return rollout_start(plan=plan, actor=actor, strategy=strategy, options=options)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What running a step came to: done, wait and try again later, or failed (the breaker trips)."""

@@ -1,4 +1,4 @@
-"""Celery tasks of the planning app: thin wrappers that advance rollouts."""
+"""Celery tasks of the planning app: thin wrappers that advance rollouts and run scheduled rebalancing."""
 
 from __future__ import annotations
 
@@ -25,3 +25,11 @@ def resume_rollouts() -> int:
     for rollout_id in running:
         advance_rollout.delay(rollout_id)
     return len(running)
+
+
+@cleave_task(name="planning.rebalance", time_limit=900, soft_time_limit=840)
+def rebalance() -> list[str]:
+    """Beat: replan every service whose rebalancing interval is due (see planning.rebalancing)."""
+    from controlplane.planning.rebalancing import rebalance_due
+
+    return [f"{decision.service.name}: {decision.reason}" for decision in rebalance_due()]

@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from controlplane.fleet.models import GpuTier
 from controlplane.planning.diff import plan_diff
-from controlplane.planning.models import Objective, Plan, Rollout, RolloutStep
+from controlplane.planning.models import Objective, Plan, Rollout, RolloutStep, RolloutStrategy
 from controlplane.planning.selectors import active_plan
 from profiler.traces import FORMATS
 
@@ -137,3 +137,9 @@ class PlanCreateSerializer(serializers.Serializer[None]):
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+class PlanApproveSerializer(serializers.Serializer[None]):
+    strategy = serializers.ChoiceField(choices=RolloutStrategy.choices, default=RolloutStrategy.ROLLING)
+    options = serializers.DictField(required=False, help_text="batch_nodes, canary_share, canary_duration_s, "
+                                    "ready_timeout_s, drain_deadline_s, max_failed_workers")

@@ -17,6 +17,7 @@ from controlplane.accounts.models import Role
 from controlplane.planning import selectors, services
 from controlplane.planning.api.filters import PlanFilter, RolloutFilter
 from controlplane.planning.api.serializers import (
+    PlanApproveSerializer,
     PlanCreateSerializer,
     PlanDetailSerializer,
     PlanRejectSerializer,
@@ -24,6 +25,7 @@ from controlplane.planning.api.serializers import (
     RolloutSerializer,
 )
 from controlplane.planning.planner import PlanParams, lengths_from_rows
+from controlplane.planning.rollouts import plan_approve_and_roll_out
 from controlplane.traffic.models import Service
 
 
@@ -41,11 +43,17 @@ class PlanViewSet(viewsets.ReadOnlyModelViewSet):
             return PlanDetailSerializer
         return PlanSerializer
 
-    @extend_schema(request=None, responses=PlanSerializer)
+    @extend_schema(request=PlanApproveSerializer, responses=RolloutSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
-        plan = services.plan_approve(actor=request.user, plan=self.get_object())
-        return Response(PlanSerializer(plan).data)
+        """Approve a draft and start its rollout (strategy and options optional); answers with the rollout."""
+        body = PlanApproveSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        rollout = plan_approve_and_roll_out(
+            actor=request.user, plan=self.get_object(), strategy=body.validated_data["strategy"],
+            options=body.validated_data.get("options"),
+        )
+        return Response(RolloutSerializer(rollout).data)
 
     @extend_schema(request=PlanRejectSerializer, responses=PlanSerializer)
     @action(detail=True, methods=["post"])

@@ -42,12 +42,36 @@ def test_a_draft_cannot_be_activated_without_approval(bob):
         plan_activate(actor=bob, plan=plan)
 
 
-def test_approving_twice_is_one_approval(api_as, bob):
+def test_approving_starts_a_rollout_and_approving_twice_is_one_approval(api_as, bob):
     plan = PlanFactory()
     client = api_as(bob)
-    assert client.post(f"/api/v1/plans/{plan.pk}/approve").json()["status"] == "approved"
-    assert client.post(f"/api/v1/plans/{plan.pk}/approve").json()["status"] == "approved"
+    first = client.post(f"/api/v1/plans/{plan.pk}/approve", {"strategy": "all-at-once"}, format="json")
+    assert first.status_code == 200
+    assert first.json()["plan"] == plan.pk
+    assert first.json()["strategy"] == "all-at-once"
+    again = client.post(f"/api/v1/plans/{plan.pk}/approve")
+    assert again.json()["id"] == first.json()["id"]
     assert AuditEvent.objects.filter(verb="plan.approve").count() == 1
+    plan.refresh_from_db()
+    assert plan.status == "rolling_out"
+
+
+def test_a_plan_whose_rollout_cannot_start_stays_a_draft(api_as, bob):
+    service = ServiceFactory()
+    client = api_as(bob)
+    client.post(f"/api/v1/plans/{PlanFactory(service=service).pk}/approve")
+    second = PlanFactory(service=service)
+    response = client.post(f"/api/v1/plans/{second.pk}/approve")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "rollout_in_flight"
+    second.refresh_from_db()
+    assert second.status == "draft"
+
+
+def test_an_unknown_strategy_is_named(api_as, bob):
+    response = api_as(bob).post(f"/api/v1/plans/{PlanFactory().pk}/approve", {"strategy": "yolo"}, format="json")
+    assert response.status_code == 400
+    assert "strategy" in response.json()["error"]["fields"]
 
 
 def test_a_rejected_plan_cannot_be_approved(api_as, bob):
