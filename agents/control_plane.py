@@ -51,6 +51,7 @@ class NodeIdentity:
     gpu_count: int
     agent_url: str
     agent_version: str
+    engine: str = "sim"
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ class ControlPlane:
         body = {
             "name": identity.name, "tier": identity.tier, "gpu_count": identity.gpu_count,
             "agent_url": identity.agent_url, "agent_version": identity.agent_version,
+            # The planner places workers of the engine the node runs.
+            "labels": {"engine": identity.engine},
         }  # fmt: skip
         try:
             answer = await self._request("POST", "/api/v1/nodes/register", self._bootstrap_token, body)

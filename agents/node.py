@@ -197,7 +197,7 @@ class NodeAgent:
         self.reconciler = Reconciler(self.supervisor)
         self.control_plane = ControlPlane(
             config.control_plane,
-            NodeIdentity(config.name, config.tier, config.gpus, config.advertise_url, AGENT_VERSION),
+            NodeIdentity(config.name, config.tier, config.gpus, config.advertise_url, AGENT_VERSION, config.engine),
             self.state, bootstrap_token=config.bootstrap_token, ca_bundle=config.ca_bundle,
         )  # fmt: skip
         self.reporter = Reporter(

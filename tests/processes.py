@@ -87,6 +87,10 @@ def celery_worker(queues: str = "default,rollout,telemetry,profiling", **env: st
     try:
         wait_for_text(log, "ready.", process, timeout_s=60)
         yield process
+    except BaseException:
+        # What the worker did is the first thing to read when a test through it fails.
+        sys.stderr.write(f"--- celery worker log ---\n{log.read_text(errors='replace')[-6000:]}\n")
+        raise
     finally:
         stop(process)
         log.unlink(missing_ok=True)

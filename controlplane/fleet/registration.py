@@ -64,11 +64,12 @@ def node_register(
                 f"Node {name} is registered as {node.tier.name}, not {tier.name}.",
                 code="tier_mismatch", fields={"tier": [f"Is {node.tier.name}."]}, http_status=409,
             )
-        before = snapshot(node, ("agent_url", "gpu_count", "status", "agent_version"))
+        before = snapshot(node, ("agent_url", "gpu_count", "status", "agent_version", "labels"))
         node.agent_url, node.agent_version, node.gpu_count = agent_url, agent_version, gpu_count
+        node.labels = {**node.labels, **(labels or {})}  # what the agent says of itself; operators' labels stay
         if node.status == NodeStatus.UNREACHABLE:
             node.status = NodeStatus.REGISTERED
-        node.save(update_fields=["agent_url", "agent_version", "gpu_count", "status"])
+        node.save(update_fields=["agent_url", "agent_version", "gpu_count", "status", "labels"])
         verb = "node.reregister"
     for old in ApiToken.objects.filter(node=node, revoked_at__isnull=True):
         token_revoke(actor=None, token=old)

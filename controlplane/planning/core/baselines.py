@@ -354,11 +354,14 @@ def plan_step(request: PlanRequest, target: PlanResult, counts: dict[tuple[str, 
 
 
 def engine_args(request: PlanRequest, sub: Subproblem) -> dict[str, dict[str, str | int | float | bool]]:
-    """vLLM settings per role: the prefill pass budget, the chunk size and the most sequences at once."""
+    """Engine settings per role: the prefill pass budget, the chunk size and the most sequences at once.
+
+    Chunked prefill needs no flag: vLLM's V1 engine (and the sim's colocated role) always chunk, by the
+    token budget.
+    """
     constraints = request.constraints
     serving: dict[str, str | int | float | bool] = {
         "max_num_batched_tokens": sub.chunk_tokens, "max_num_seqs": constraints.max_decode_batch,
-        "enable_chunked_prefill": True,
     }
     return {
         "prefill": {"max_num_batched_tokens": constraints.prefill_token_budget,
