@@ -25,14 +25,14 @@ def spec(**overrides: object) -> WorkerSpec:
 
 
 def test_each_engine_module_registers_its_launcher() -> None:
-    assert engine_names() == ["sglang", "sim", "vllm"]
+    assert engine_names() == ["router", "sglang", "sim", "vllm"]
     assert isinstance(launcher("sim"), SimLauncher)
     assert isinstance(launcher("vllm"), VllmLauncher)
     assert isinstance(launcher("sglang"), SglangLauncher)
 
 
 def test_an_unknown_engine_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(EngineError, match="unknown engine 'trt'; known engines: sglang, sim, vllm"):
+    with pytest.raises(EngineError, match="unknown engine 'trt'; known engines: router, sglang, sim, vllm"):
         launcher("trt")
 
 
