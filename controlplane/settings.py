@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "controlplane.planning",
     "controlplane.telemetry",
     "controlplane.console",
+    "controlplane.demo",
 ]
 
 MIDDLEWARE = [
@@ -280,6 +281,24 @@ TELEMETRY_HOUR_RETENTION_D = envint("TELEMETRY_HOUR_RETENTION_D", 400, minimum=8
 # Let Prometheus scrape /metrics without a token (only where the network already keeps others out).
 METRICS_ALLOW_ANONYMOUS = envbool("METRICS_ALLOW_ANONYMOUS", False)
 
+# Online correction of the perf model: every PERF_CORRECTION_INTERVAL_S the beat compares the worker samples
+# taken since its last run (none older than PERF_CORRECTION_LOOKBACK_S) with the model's predictions, per
+# model, tier, TP and phase. A key moves only on PERF_CORRECTION_MIN_SAMPLES samples or more, by an
+# exponentially weighted mean of the log ratio (weight PERF_CORRECTION_ALPHA on the new window), and its
+# factor stays within [PERF_CORRECTION_MIN_FACTOR, PERF_CORRECTION_MAX_FACTOR]. The planner applies the
+# factors unless PERF_CORRECTION_APPLY is off.
+PERF_CORRECTION_INTERVAL_S = envfloat("PERF_CORRECTION_INTERVAL_S", 300.0, minimum=10.0)
+PERF_CORRECTION_LOOKBACK_S = envfloat("PERF_CORRECTION_LOOKBACK_S", 900.0, minimum=60.0)
+PERF_CORRECTION_ALPHA = envfloat("PERF_CORRECTION_ALPHA", 0.2, minimum=0.0)
+if not 0.0 < PERF_CORRECTION_ALPHA <= 1.0:
+    raise ImproperlyConfigured(f"PERF_CORRECTION_ALPHA: {PERF_CORRECTION_ALPHA} is not in (0, 1]")
+PERF_CORRECTION_MIN_SAMPLES = envint("PERF_CORRECTION_MIN_SAMPLES", 5, minimum=1)
+PERF_CORRECTION_MIN_FACTOR = envfloat("PERF_CORRECTION_MIN_FACTOR", 0.5, minimum=0.01)
+PERF_CORRECTION_MAX_FACTOR = envfloat("PERF_CORRECTION_MAX_FACTOR", 2.0, minimum=1.0)
+if PERF_CORRECTION_MIN_FACTOR > 1.0:
+    raise ImproperlyConfigured(f"PERF_CORRECTION_MIN_FACTOR: {PERF_CORRECTION_MIN_FACTOR} is above 1")
+PERF_CORRECTION_APPLY = envbool("PERF_CORRECTION_APPLY", True)
+
 CELERY_BEAT_SCHEDULE = {
     "fleet.sweep_heartbeats": {
         "task": "fleet.sweep_heartbeats",
@@ -316,6 +335,10 @@ CELERY_BEAT_SCHEDULE = {
     "telemetry.enforce_retention": {
         "task": "telemetry.enforce_retention",
         "schedule": 3600.0,
+    },
+    "telemetry.perf_corrections": {
+        "task": "telemetry.perf_corrections",
+        "schedule": PERF_CORRECTION_INTERVAL_S,
     },
 }
 

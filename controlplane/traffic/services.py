@@ -91,7 +91,7 @@ _KEY_FIELDS = ("service", "name", "prefix", "revoked_at")
 
 
 @transaction.atomic
-def api_key_create(*, actor: User, service: Service, name: str) -> tuple[ServiceApiKey, str]:
+def api_key_create(*, actor: User | None, service: Service, name: str) -> tuple[ServiceApiKey, str]:
     """Issue a client key for `service`. Returns the row and the key, which is never stored or shown again."""
     prefix = secrets.token_hex(4)
     raw = f"sk-clv-{prefix}-{secrets.token_urlsafe(32)}"
