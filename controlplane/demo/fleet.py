@@ -8,6 +8,7 @@ their own, so workers of different nodes can use the same ports.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from django.db import transaction
@@ -86,7 +87,7 @@ def first_rollout(service: Service, trace: Path, rate_rps: float) -> Rollout | N
     """Plan the service for the trace's lengths at `rate_rps` and roll it out, unless a plan is already active."""
     if Plan.objects.filter(service=service, status__in=[PlanStatus.ACTIVE, PlanStatus.ROLLING_OUT]).exists():
         return None
-    lengths = tuple((r.prompt_tokens, r.output_tokens) for _, r in zip(range(2000), read_trace(trace, "azure")))
+    lengths = tuple((r.prompt_tokens, r.output_tokens) for r in islice(read_trace(trace, "azure"), 2000))
     plan = plan_create(actor=None, service=service, params=PlanParams(
         source="explicit", rate_rps=rate_rps, lengths=lengths, objective="cost",
     ))
