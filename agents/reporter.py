@@ -5,6 +5,13 @@ taken every ``sample_s``: one per GPU from the GpuReader, one per worker from it
 and latency percentiles between two scrapes of the same process). The simulated GPUs, when the node
 has no NVML, are driven by the sim workers' step counters between those scrapes.
 
+Latencies are reported in model time. A simulated worker runs its perf model's steps ``time_scale``
+times as fast or slow as a GPU would (the demo speeds them up), so its wall-clock TTFT and ITL are the
+model's times multiplied by that scale: they are divided by the scale it declares in
+``cleave_sim_info`` before they leave, or every comparison of measured with predicted step times (the
+control plane's perf-model corrections) would be off by the demo's speed-up. Token rates stay per
+wall-clock second: they are what the fleet served.
+
 Samples wait in a bounded buffer until the control plane takes them; while it is away the buffer
 keeps the newest (the oldest are dropped and counted, logged once per outage). A batch that fails
 is sent again whole: the control plane stores each (GPU, time) and (worker, time) once, so a resent
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import time
 from collections import deque
@@ -80,6 +88,19 @@ class SampleBuffer:
 
 def _finite(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def time_scale_of(metrics: WorkerMetrics) -> float:
+    """Wall-clock seconds per model second of a worker: its declared ``time_scale`` (a sim), else 1."""
+    try:
+        scale = float(metrics.info.get("time_scale", 1.0))
+    except (TypeError, ValueError):
+        return 1.0
+    return scale if math.isfinite(scale) and scale > 0 else 1.0
+
+
+def _model_time(value_s: float | None, scale: float) -> float | None:
+    return None if value_s is None else _finite(value_s / scale if scale != 1.0 else value_s)
 
 
 class Reporter:
@@ -227,6 +248,7 @@ class Reporter:
                 continue  # a first scrape of this process: the baseline for the next
             interval = clock - previous[2]
             rates = rates_between(previous[1], metrics, interval)
+            scale = time_scale_of(metrics)
             self._add("worker", {
                 "ts": now, "worker": worker.name, "role": worker.role, "service": worker.service,
                 "requests_running": max(metrics.requests_running, 0),
@@ -234,8 +256,8 @@ class Reporter:
                 "kv_cache_usage": min(max(metrics.kv_cache_usage, 0.0), 1.0),
                 "prompt_tokens_per_s": max(rates.prompt_tokens_per_s, 0.0),
                 "generation_tokens_per_s": max(rates.generation_tokens_per_s, 0.0),
-                "ttft_p50_s": _finite(rates.ttft_p50_s), "ttft_p90_s": _finite(rates.ttft_p90_s),
-                "itl_p50_s": _finite(rates.itl_p50_s), "itl_p90_s": _finite(rates.itl_p90_s),
+                "ttft_p50_s": _model_time(rates.ttft_p50_s, scale), "ttft_p90_s": _model_time(rates.ttft_p90_s, scale),
+                "itl_p50_s": _model_time(rates.itl_p50_s, scale), "itl_p90_s": _model_time(rates.itl_p90_s, scale),
             })  # fmt: skip
             if reader is not None and metrics.sim is not None and worker.name in self._placed:
                 earlier = previous[1].sim or SimActivity()

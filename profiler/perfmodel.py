@@ -10,13 +10,17 @@ against ``data/reference/gpu_points.csv``; ``profiler/calibration.py`` replays t
 
 The O(1) methods (``decode_step_s``, ``prefill_time_from_sums_s``, ``mixed_step_s``) are pure float
 arithmetic over constants computed once in ``__post_init__``: simulators call them millions of times.
+
+Live telemetry may correct the model per phase (``prefill_scale``, ``decode_scale``: measured over
+predicted times of a (model, tier, TP), see ``Corrections``); a corrected model stretches its step times
+by those factors and leaves memory and power as they were.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from profiler import catalog
 from profiler.catalog import GB, GpuTier, ModelArch
@@ -25,6 +29,7 @@ from profiler.errors import ConfigurationError, ProfilerError
 DTYPES = ("bf16", "fp16", "fp8")
 ENGINES = ("vllm", "distserve")
 PHASES = ("prefill", "decode", "idle")
+CORRECTED_PHASES = ("prefill", "decode")
 
 _DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1}
 # Activations and all-reduce payloads stay 16-bit even when weights or KV are FP8.
@@ -224,6 +229,10 @@ class PerfModel:
     dtype: str = "bf16"
     kv_dtype: str | None = None
     efficiency: Efficiency | None = None
+    # Measured over predicted, from live telemetry: a prefill pass takes prefill_scale times what the
+    # roofline says; a decode or chunked-prefill step decode_scale times. 1.0: uncorrected.
+    prefill_scale: float = 1.0
+    decode_scale: float = 1.0
     # Constants of the hot path, computed once in __post_init__.
     _eff: Efficiency = field(init=False, repr=False, compare=False)
     _flops_per_token: float = field(init=False, repr=False, compare=False)
@@ -275,6 +284,10 @@ class PerfModel:
                 raise ConfigurationError(f"unknown {name} {value!r}; known: {', '.join(DTYPES)}")
         if self.tp < 1:
             raise ConfigurationError(f"tp must be >= 1, got {self.tp}")
+        for name in ("prefill_scale", "decode_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ConfigurationError(f"{name} must be a positive number, got {value}")
         if arch.attention_heads % self.tp:
             raise ConfigurationError(
                 f"{where}: TP{self.tp} does not divide the {arch.attention_heads} attention heads"
@@ -310,6 +323,10 @@ class PerfModel:
     def factors(self) -> Efficiency:
         """The efficiency factors in use: those given, or the tier's calibrated vLLM defaults."""
         return self._eff
+
+    def corrected(self, *, prefill: float = 1.0, decode: float = 1.0) -> PerfModel:
+        """This model with its prefill passes ``prefill`` times and its serving steps ``decode`` times as long."""
+        return replace(self, prefill_scale=prefill, decode_scale=decode)
 
     # --- memory ---
 
@@ -380,7 +397,7 @@ class PerfModel:
             self._eff.prefill_overhead_s
             + (compute_s if compute_s > memory_s else memory_s)
             + self._comm_s(total_tokens)
-        )
+        ) * self.prefill_scale
 
     def _comm_s(self, tokens: int) -> float:
         per_token = (
@@ -403,7 +420,7 @@ class PerfModel:
             + eff.decode_seq_overhead_s * batch
             + (compute_s if compute_s > memory_s else memory_s)
             + self._comm_s(batch)
-        )
+        ) * self.decode_scale
 
     def mixed_step_s(
         self, prefill_tokens: int, prefill_sum_sq: float, decode_batch: int, decode_context_tokens: int
@@ -426,12 +443,15 @@ class PerfModel:
         # One step's fixed cost, with the chunk as one more sequence. The fitted prefill overhead is a
         # whole prompt's (the 2023 engines' per-request set-up); charging it on every chunk would make
         # chunked prefill look far worse than it runs (Sarathi-Serve), and it is the baseline.
+        # A mixed step is a serving step, timed like the decode steps around it: the decode factor,
+        # measured on the inter-token latency of the decode and colocated workers that run such
+        # steps, corrects it.
         return (
             eff.decode_overhead_s
             + eff.decode_seq_overhead_s * (decode_batch + 1)
             + (compute_s if compute_s > memory_s else memory_s)
             + self._comm_s(tokens)
-        )
+        ) * self.decode_scale
 
     def kv_transfer_s(self, prompt_tokens: int, link: str | Link = "nvlink") -> float:
         """Seconds to move a prompt's KV cache from this (prefill) worker to a decode worker.
@@ -474,14 +494,16 @@ class PerfModel:
         """Share of a step the GPUs are busy computing or moving data, not waiting on the host or on latency.
 
         The step's fixed and per-sequence overheads and its all-reduce latency are the waiting; the
-        roofline and the all-reduce's data movement are the busy part.
+        roofline and the all-reduce's data movement are the busy part. A correction stretches time, not
+        the draw: the share is the uncorrected model's.
         """
         if phase == "prefill":
             total = batch * tokens_per_seq
             step = self.prefill_time_from_sums_s(total, float(batch) * tokens_per_seq * tokens_per_seq, batch)
+            step /= self.prefill_scale
             waiting = self._eff.prefill_overhead_s
         elif phase == "decode":
-            step = self.decode_step_s(batch, batch * tokens_per_seq)
+            step = self.decode_step_s(batch, batch * tokens_per_seq) / self.decode_scale
             waiting = self._eff.decode_overhead_s + self._eff.decode_seq_overhead_s * batch
         else:
             raise ProfilerError(f"busy_fraction needs phase prefill or decode, got {phase!r}")
@@ -504,6 +526,61 @@ class PerfModel:
             return self.tier.idle_w
         busy_w = busy_power_w(self.tier, phase, self.busy_fraction(phase, batch, tokens_per_seq))
         return self.tier.idle_w + utilization * (busy_w - self.tier.idle_w)
+
+
+@dataclass(frozen=True)
+class Corrections:
+    """Measured over predicted step times per (tier, TP, phase): how far live workers run from the model.
+
+    ``factors`` holds ``((tier, tp, phase), factor)`` pairs, phase ``prefill`` or ``decode``; a key not
+    given is uncorrected (1.0). ``of`` builds one from a mapping; ``perf_model`` applies it.
+    """
+
+    factors: tuple[tuple[tuple[str, int, str], float], ...] = ()
+    _by_key: dict[tuple[str, int, str], float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_key: dict[tuple[str, int, str], float] = {}
+        for (tier_name, tp, phase), factor in self.factors:
+            key = (str(tier_name), int(tp), str(phase))
+            if phase not in CORRECTED_PHASES:
+                raise ConfigurationError(
+                    f"correction phase must be one of {', '.join(CORRECTED_PHASES)}, got {phase!r}"
+                )
+            if not (math.isfinite(factor) and factor > 0.0):
+                raise ConfigurationError(f"correction of {tier_name} TP{tp} {phase} must be positive, got {factor}")
+            if key in by_key:
+                raise ConfigurationError(f"correction of {tier_name} TP{tp} {phase} is given twice")
+            by_key[key] = float(factor)
+        object.__setattr__(self, "factors", tuple(sorted(by_key.items())))
+        object.__setattr__(self, "_by_key", by_key)
+
+    @classmethod
+    def of(
+        cls, factors: Mapping[tuple[str, int, str], float] | Iterable[tuple[tuple[str, int, str], float]] = ()
+    ) -> Corrections:
+        """Corrections from ``{(tier, tp, phase): factor}`` or such pairs."""
+        pairs = factors.items() if isinstance(factors, Mapping) else factors
+        return cls(tuple((key, float(value)) for key, value in pairs))
+
+    def __bool__(self) -> bool:
+        return bool(self._by_key)
+
+    def factor(self, tier_name: str, tp: int, phase: str) -> float:
+        """The factor of one (tier, TP, phase); 1.0 where none was measured."""
+        return self._by_key.get((tier_name, tp, phase), 1.0)
+
+    def perf_model(self, perf: PerfModel) -> PerfModel:
+        """``perf`` with the factors of its tier and TP applied (itself where both are 1)."""
+        prefill = self.factor(perf.tier.name, perf.tp, "prefill")
+        decode = self.factor(perf.tier.name, perf.tp, "decode")
+        if prefill == perf.prefill_scale and decode == perf.decode_scale:
+            return perf
+        return perf.corrected(prefill=prefill, decode=decode)
+
+    def as_list(self) -> list[dict[str, str | int | float]]:
+        """``[{tier, tp, phase, factor}]``, sorted: the JSON a plan's inputs record."""
+        return [{"tier": key[0], "tp": key[1], "phase": key[2], "factor": value} for key, value in self.factors]
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,10 @@ from controlplane.planning.core.inputs import (
 from controlplane.planning.core.solver import CAPACITY_SAMPLE, Infeasible
 from controlplane.planning.models import Plan, PlanStatus
 from controlplane.planning.specs import catalog_tiers, model_spec
+from controlplane.telemetry.corrections import perf_corrections_for
 from controlplane.traffic.models import RecordStatus, RequestRecord, Service, WorkloadProfile
 from profiler.errors import ProfilerError, TraceError
-from profiler.perfmodel import default_efficiency
+from profiler.perfmodel import Corrections, default_efficiency
 from profiler.traces import read_trace
 
 SOURCES = ("profile", "trace", "explicit")
@@ -282,10 +283,11 @@ def plan_compute(*, service: Service, params: PlanParams) -> Computed:
         )
         active = active_plan_of(service)
         tiers = catalog_tiers()
+        corrections = perf_corrections_for(service.model_name) if settings.PERF_CORRECTION_APPLY else Corrections()
         request = PlanRequest(
             service=spec, workload=workload, inventory=inventory_for(service), constraints=constraints,
             objective=params.objective, active=_active(active), known_tiers=tuple(tiers.values()),
-            verify=params.verify,
+            verify=params.verify, corrections=corrections,
         )
     except PlanningError as exc:
         raise _bad(exc.field or "non_field_errors", str(exc)) from None
@@ -322,7 +324,7 @@ def _inputs_json(request: PlanRequest, described: dict[str, Any], active: Plan |
                       for n in request.inventory],
         "tiers": {t.name: {"price_usd_per_gpu_h": t.price_usd_per_gpu_h, "idle_w": t.idle_w, "tdp_w": t.tdp_w}
                   for t in request.known_tiers},
-        "perf_model": {"engine": "vllm", "efficiency": efficiency},
+        "perf_model": {"engine": "vllm", "efficiency": efficiency, "corrections": request.corrections.as_list()},
         "active_plan": active.pk if active is not None else None,
         "simulation": {"verify": request.verify, "duration_s": request.sim_duration_s,
                        "max_requests": request.sim_max_requests, "seed": request.seed,

@@ -3,7 +3,14 @@ from __future__ import annotations
 from django.contrib import admin
 
 from controlplane.common.admin_site import ReadOnlyAdmin
-from controlplane.telemetry.models import NodeRollup, NodeSample, ServiceRollup, TierRollup, WorkerSample
+from controlplane.telemetry.models import (
+    NodeRollup,
+    NodeSample,
+    PerfCorrection,
+    ServiceRollup,
+    TierRollup,
+    WorkerSample,
+)
 
 
 @admin.register(NodeSample)
@@ -38,3 +45,9 @@ class ServiceRollupAdmin(ReadOnlyAdmin):
     list_display = ["service", "resolution_s", "bucket_start", "requests", "requests_timed", "requests_slo_met"]
     list_filter = ["resolution_s"]
     show_full_result_count = False
+
+
+@admin.register(PerfCorrection)
+class PerfCorrectionAdmin(ReadOnlyAdmin):
+    list_display = ["model_name", "tier", "tp", "phase", "factor", "samples", "updated_at"]
+    list_filter = ["phase", "tier"]

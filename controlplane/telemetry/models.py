@@ -178,3 +178,38 @@ class ServiceRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service_id}@{self.bucket_start:%Y-%m-%d %H:%M}/{self.resolution_s}s"
+
+
+class CorrectedPhase(models.TextChoices):
+    PREFILL = "prefill", "Prefill"
+    DECODE = "decode", "Decode"
+
+
+class PerfCorrection(models.Model):
+    """How far live workers of one (model, tier, TP) run from the perf model in one phase.
+
+    `factor` is measured over predicted time (2.0: twice as slow as modelled), an exponentially weighted
+    mean of the log ratio over the windows seen, bounded; the planner times workers with it. `samples`
+    counts the worker samples it was fitted from, `last_observed` is the newest of them (the next update
+    reads only later ones), `updated_at` when it last moved.
+    """
+
+    model_name = models.CharField(max_length=100)
+    tier = models.CharField(max_length=64)
+    tp = models.PositiveSmallIntegerField()
+    phase = models.CharField(max_length=16, choices=CorrectedPhase.choices)
+    factor = models.FloatField(default=1.0)
+    samples = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+    last_observed = models.DateTimeField()
+
+    class Meta:
+        ordering = ["model_name", "tier", "tp", "phase"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_name", "tier", "tp", "phase"], name="perfcorrection_unique_key"),
+            models.CheckConstraint(condition=Q(factor__gt=0), name="perfcorrection_factor_positive"),
+            models.CheckConstraint(condition=Q(tp__gt=0), name="perfcorrection_tp_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} {self.tier} TP{self.tp} {self.phase}: x{self.factor:.3f}"

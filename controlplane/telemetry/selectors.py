@@ -24,7 +24,14 @@ from controlplane.telemetry.accounting import (
     ratio,
     usd_per_million_tokens,
 )
-from controlplane.telemetry.models import NodeSample, Resolution, ServiceRollup, TierRollup, WorkerSample
+from controlplane.telemetry.models import (
+    NodeSample,
+    PerfCorrection,
+    Resolution,
+    ServiceRollup,
+    TierRollup,
+    WorkerSample,
+)
 from controlplane.traffic.models import Service
 
 
@@ -34,6 +41,10 @@ def node_sample_list() -> QuerySet[NodeSample]:
 
 def worker_sample_list() -> QuerySet[WorkerSample]:
     return WorkerSample.objects.select_related("node", "service")
+
+
+def perf_correction_list() -> QuerySet[PerfCorrection]:
+    return PerfCorrection.objects.all()
 
 
 # --- Windows over the roll-ups -----------------------------------------------------------------------

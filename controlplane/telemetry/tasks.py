@@ -8,7 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from controlplane.tasks import cleave_task
-from controlplane.telemetry import services
+from controlplane.telemetry import corrections, services
 
 
 @cleave_task(name="telemetry.rollup_minutes")
@@ -27,3 +27,9 @@ def rollup_hours() -> int:
 def enforce_retention() -> dict[str, Any]:
     """Delete samples and roll-ups past their retention (hourly), in bounded batches."""
     return asdict(services.telemetry_retention_enforce(now=timezone.now()))
+
+
+@cleave_task(name="telemetry.perf_corrections")
+def perf_corrections() -> dict[str, Any]:
+    """Move the perf model's corrections toward what the latest worker samples measured (every 5 minutes)."""
+    return asdict(corrections.perf_corrections_update(now=timezone.now()))

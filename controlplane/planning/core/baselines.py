@@ -56,7 +56,6 @@ from controlplane.planning.core.solver import (
 from profiler import catalog
 from profiler.catalog import GpuTier
 from profiler.errors import ProfilerError
-from profiler.perfmodel import PerfModel, default_efficiency
 
 HEADROOM_STEP = 1.15
 
@@ -172,7 +171,7 @@ def evaluate(
         return evaluation
     cluster = ClusterSpec(
         model=service.model, dtype=service.dtype,
-        pools=tuple(PoolSpec(tier=p.tier, role=p.role, tp=p.tp, count=p.count) for p in pools if p.count),
+        pools=tuple(_pool_spec(request, p) for p in pools if p.count),
         kv_link=request.constraints.kv_link, prefill_token_budget=request.constraints.prefill_token_budget,
         chunked_prefill=True, chunk_tokens=chunk_tokens,
         local_prefill_threshold=local_prefill_threshold if mode == DISAGGREGATED else 0,
@@ -204,6 +203,16 @@ def evaluate(
         utilization={role: busy / time if time > 0 else 0.0 for role, (busy, time) in measured.items()},
         usd_per_million_tokens=result.usd_per_million_tokens,
         tokens_per_joule=result.tokens_per_joule,
+    )
+
+
+def _pool_spec(request: PlanRequest, pool: Pool) -> PoolSpec:
+    """A pool as the simulator takes it, timed with the request's corrections, as the capacity model was."""
+    corrections = request.corrections
+    return PoolSpec(
+        tier=pool.tier, role=pool.role, tp=pool.tp, count=pool.count,
+        prefill_scale=corrections.factor(pool.tier.name, pool.tp, "prefill"),
+        decode_scale=corrections.factor(pool.tier.name, pool.tp, "decode"),
     )
 
 
@@ -436,8 +445,7 @@ def _capacity(
 ) -> InstanceCapacity | None:
     service, constraints = request.service, request.constraints
     try:
-        perf = PerfModel(model=service.model, tier=tier, tp=tp, dtype=service.dtype,
-                         efficiency=default_efficiency(tier.name, "vllm"))
+        perf = request.perf_model(tier, tp)
     except ProfilerError:
         return None
     local = arrays.uncached <= threshold if role != "colocated" else np.ones(len(arrays), dtype=bool)

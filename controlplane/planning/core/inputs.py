@@ -1,5 +1,6 @@
 """What the planner is asked: the service and its SLOs, the workload, the ready inventory, the constraints,
-the objective. Frozen dataclasses, validated on construction; PlanningError names the field that is wrong.
+the objective, and the perf model's corrections from live telemetry. Frozen dataclasses, validated on
+construction; PlanningError names the field that is wrong.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from profiler.catalog import GpuTier, ModelArch
 from profiler.errors import ProfilerError
-from profiler.perfmodel import DTYPES
+from profiler.perfmodel import DTYPES, Corrections, PerfModel, default_efficiency
 
 Objective = Literal["cost", "power", "goodput_per_usd"]
 OBJECTIVES: tuple[str, ...] = ("cost", "power", "goodput_per_usd")
@@ -255,7 +256,11 @@ class ActivePlan:
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """Everything one planning run reads."""
+    """Everything one planning run reads.
+
+    corrections: measured over predicted step times per (tier, TP, phase), from live telemetry; the
+      capacity model, the baselines and the simulator's verification all time workers with them.
+    """
 
     service: ServiceSpec
     workload: Workload
@@ -271,6 +276,7 @@ class PlanRequest:
     seed: int = 0
     router_port: int = 8000
     worker_base_port: int = 8100
+    corrections: Corrections = field(default_factory=Corrections)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -280,6 +286,18 @@ class PlanRequest:
         names = [node.name for node in self.inventory]
         if len(set(names)) != len(names):
             raise PlanningError("node names in the inventory repeat", field="inventory")
+
+    def perf_model(self, tier: GpuTier, tp: int) -> PerfModel:
+        """One worker of the service on ``tp`` GPUs of ``tier``: calibrated vLLM factors, corrected.
+
+        Raises the perf model's ConfigurationError (a ProfilerError) where the model does not fit.
+        """
+        service = self.service
+        perf = PerfModel(
+            model=service.model, tier=tier, tp=tp, dtype=service.dtype,
+            efficiency=default_efficiency(tier.name, "vllm"),
+        )
+        return self.corrections.perf_model(perf)
 
     def usable_nodes(self) -> list[NodeInventory]:
         """The inventory's nodes of allowed tiers that have a free GPU."""

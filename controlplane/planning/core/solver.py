@@ -35,7 +35,7 @@ from controlplane.planning.core.inputs import Constraints, NodeInventory, PlanRe
 from controlplane.planning.core.placement import tier_slots
 from profiler.catalog import GpuTier
 from profiler.errors import ProfilerError
-from profiler.perfmodel import PerfModel, default_efficiency
+from profiler.perfmodel import PerfModel
 
 DISAGGREGATED, COLOCATED = "disaggregated", "colocated"
 CAPACITY_SAMPLE = 600
@@ -152,10 +152,7 @@ def build_candidates(
             if tp > largest_node.get(name, 0):
                 continue
             try:
-                perf = PerfModel(
-                    model=service.model, tier=tier, tp=tp, dtype=service.dtype,
-                    efficiency=default_efficiency(name, "vllm"),
-                )
+                perf = request.perf_model(tier, tp)
             except ProfilerError as exc:
                 unfit.append(f"{name} TP{tp}: {exc}")
                 continue

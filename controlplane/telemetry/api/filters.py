@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import django_filters
 
-from controlplane.telemetry.models import NodeSample, WorkerSample
+from controlplane.telemetry.models import CorrectedPhase, NodeSample, PerfCorrection, WorkerSample
 
 
 class NodeSampleFilter(django_filters.FilterSet):
@@ -24,3 +24,12 @@ class WorkerSampleFilter(django_filters.FilterSet):
     class Meta:
         model = WorkerSample
         fields = ["node", "service", "worker_name", "role", "since", "until"]
+
+
+class PerfCorrectionFilter(django_filters.FilterSet):
+    model = django_filters.CharFilter(field_name="model_name")
+    phase = django_filters.ChoiceFilter(choices=CorrectedPhase.choices)
+
+    class Meta:
+        model = PerfCorrection
+        fields = ["model", "tier", "tp", "phase"]

@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from controlplane.fleet.models import GpuTier, WorkerRole
 from controlplane.telemetry.accounting import IDLE
-from controlplane.telemetry.models import NodeSample, WorkerSample
+from controlplane.telemetry.models import NodeSample, PerfCorrection, WorkerSample
 from controlplane.telemetry.selectors import SERIES_METRICS, WINDOWS
 from controlplane.traffic.models import Service
 
@@ -31,6 +31,19 @@ class WorkerSampleSerializer(serializers.ModelSerializer[WorkerSample]):
             "itl_p50_s", "itl_p90_s",
         ]
         read_only_fields = fields
+
+
+class PerfCorrectionSerializer(serializers.ModelSerializer[PerfCorrection]):
+    class Meta:
+        model = PerfCorrection
+        fields = ["id", "model_name", "tier", "tp", "phase", "factor", "samples", "updated_at", "last_observed"]
+        read_only_fields = fields
+        extra_kwargs = {
+            "factor": {"help_text": "Measured over predicted step time (2.0: twice as slow as the perf model says); "
+                                    "the planner times this tier, TP and phase with it."},
+            "samples": {"help_text": "Worker samples the factor was fitted from."},
+            "last_observed": {"help_text": "The newest sample used; later updates read only newer ones."},
+        }
 
 
 class IncomingNodeSampleSerializer(serializers.Serializer[None]):

@@ -8,6 +8,7 @@ from controlplane.telemetry.api import views
 router = OptionalSlashRouter()
 router.register("node-samples", views.NodeSampleViewSet, basename="node-sample")
 router.register("worker-samples", views.WorkerSampleViewSet, basename="worker-sample")
+router.register("perf-corrections", views.PerfCorrectionViewSet, basename="perf-correction")
 
 urlpatterns = [
     path("telemetry/samples", views.SampleBatchView.as_view(), name="telemetry-samples"),

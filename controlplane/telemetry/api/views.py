@@ -16,9 +16,10 @@ from rest_framework.views import APIView
 
 from controlplane.accounts.models import ApiToken, Role, TokenScope
 from controlplane.telemetry import metrics, selectors, services
-from controlplane.telemetry.api.filters import NodeSampleFilter, WorkerSampleFilter
+from controlplane.telemetry.api.filters import NodeSampleFilter, PerfCorrectionFilter, WorkerSampleFilter
 from controlplane.telemetry.api.serializers import (
     NodeSampleSerializer,
+    PerfCorrectionSerializer,
     SampleBatchSerializer,
     SamplesStoredSerializer,
     SeriesQuerySerializer,
@@ -45,6 +46,15 @@ class WorkerSampleViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = selectors.worker_sample_list()
     serializer_class = WorkerSampleSerializer
     filterset_class = WorkerSampleFilter
+
+
+class PerfCorrectionViewSet(viewsets.ReadOnlyModelViewSet):
+    """The perf model's corrections from live telemetry, per model, tier, TP and phase: measured over
+    predicted step times, bounded and smoothed; the planner times workers with them. Viewers and up."""
+
+    queryset = selectors.perf_correction_list()
+    serializer_class = PerfCorrectionSerializer
+    filterset_class = PerfCorrectionFilter
 
 
 class SampleBatchView(APIView):

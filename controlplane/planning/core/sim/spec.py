@@ -22,13 +22,19 @@ class SimulationError(ProfilerError):
 
 @dataclass(frozen=True, kw_only=True)
 class PoolSpec:
-    """``count`` identical instances of one engine, each on ``tp`` GPUs of ``tier``, serving one role."""
+    """``count`` identical instances of one engine, each on ``tp`` GPUs of ``tier``, serving one role.
+
+    prefill_scale, decode_scale: the perf model's corrections from live telemetry for this tier and TP
+      (measured over predicted prefill pass and serving step times); 1.0 runs the calibrated model.
+    """
 
     tier: GpuTier
     role: str
     tp: int = 1
     count: int = 1
     engine: str = "vllm"
+    prefill_scale: float = 1.0
+    decode_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -39,6 +45,10 @@ class PoolSpec:
             raise SimulationError(f"pool count must be >= 0, got {self.count}")
         if self.engine not in ENGINES:
             raise SimulationError(f"unknown engine {self.engine!r}; known engines: {', '.join(ENGINES)}")
+        for name in ("prefill_scale", "decode_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise SimulationError(f"pool {name} must be a positive number, got {value}")
 
     @classmethod
     def of(cls, tier_name: str, *, role: str, count: int = 1, tp: int = 1, engine: str = "vllm") -> PoolSpec:
@@ -64,6 +74,8 @@ class PoolSpec:
                 tp=self.tp,
                 dtype=dtype,
                 efficiency=default_efficiency(self.tier.name, self.engine),
+                prefill_scale=self.prefill_scale,
+                decode_scale=self.decode_scale,
             )
         except (ConfigurationError, UnknownTierError, UnknownModelError) as exc:
             raise type(exc)(f"pool {self.label}: {exc}") from exc
