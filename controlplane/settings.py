@@ -258,6 +258,13 @@ CLASSIFIER_TRAINING_DAYS = envint("CLASSIFIER_TRAINING_DAYS", 7, minimum=1)
 CLASSIFIER_MIN_TRAINING_ROWS = envint("CLASSIFIER_MIN_TRAINING_ROWS", 1000, minimum=50)
 CLASSIFIER_AUTO_ACTIVATE = envbool("CLASSIFIER_AUTO_ACTIVATE", True)
 
+# The engine the planner places on a node whose agent did not say (agents label their nodes with theirs).
+CLEAVE_WORKER_ENGINE = envstr("CLEAVE_WORKER_ENGINE", "vllm") or "vllm"
+if CLEAVE_WORKER_ENGINE not in ("sim", "vllm", "sglang"):
+    raise ImproperlyConfigured(f"CLEAVE_WORKER_ENGINE: {CLEAVE_WORKER_ENGINE!r} is not one of sim, vllm, sglang")
+# How often agents send samples: energy integration caps a missing reading's interval at twice this.
+TELEMETRY_SAMPLE_INTERVAL_S = envfloat("TELEMETRY_SAMPLE_INTERVAL_S", 10.0, minimum=0.1)
+
 # Scheduled rebalancing: how often the beat looks (each service has its own interval), the strategy of
 # auto-approved rollouts, and what "no traffic" means (this many empty profile windows in a row).
 REBALANCE_CHECK_INTERVAL_S = envfloat("REBALANCE_CHECK_INTERVAL_S", 60.0, minimum=1.0)

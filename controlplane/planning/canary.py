@@ -46,7 +46,10 @@ def _workers(routing: dict[str, Any] | None) -> dict[str, tuple[str, int]]:
     }
 
 
-def _side(workers: dict[str, tuple[str, int]], since: datetime, service_id: int, ttft: float, tpot: float) -> Side:
+def _side(workers: dict[str, tuple[str, int]], since: datetime, service_id: int, ttft: float, tpot: float,
+          share: float) -> Side:
+    """One side's figures. Its $/Mtok is what it would cost carrying all the traffic: each side's GPUs are
+    sized for the whole load but see only `share` of it during the canary."""
     if not workers:
         return Side(0, None, None)
     names = list(workers)
@@ -62,7 +65,7 @@ def _side(workers: dict[str, tuple[str, int]], since: datetime, service_id: int,
         return Side(0, None, None)
     prices = dict(GpuTier.objects.values_list("name", "price_usd_per_gpu_h"))
     hours = max((timezone.now() - since).total_seconds(), 1.0) / 3600
-    cost = sum(float(prices.get(tier, 0)) * tp for tier, tp in workers.values()) * hours
+    cost = sum(float(prices.get(tier, 0)) * tp for tier, tp in workers.values()) * hours * share
     return Side(
         requests=totals["requests"],
         attainment=totals["met"] / totals["requests"],
@@ -77,8 +80,9 @@ def compare(rollout: Rollout, *, since: float) -> Verdict:
     new_workers = _workers(rollout.plan.routing)
     old_workers = {k: v for k, v in _workers(rollout.previous_plan.routing if rollout.previous_plan else None).items()
                    if k not in new_workers}
-    new = _side(new_workers, start, service.pk, service.ttft_slo_s, service.tpot_slo_s)
-    old = _side(old_workers, start, service.pk, service.ttft_slo_s, service.tpot_slo_s)
+    share = float(rollout.options.get("canary_share", 0.1))
+    new = _side(new_workers, start, service.pk, service.ttft_slo_s, service.tpot_slo_s, share)
+    old = _side(old_workers, start, service.pk, service.ttft_slo_s, service.tpot_slo_s, 1 - share)
     if new.requests == 0:
         return Verdict(True, "no canary traffic observed; promoting on the plan's predictions", old, new)
     if old.attainment is not None and new.attainment is not None and new.attainment < old.attainment - ATTAINMENT_TOLERANCE:

@@ -225,7 +225,7 @@ def inventory_for(service: Service) -> tuple[NodeInventory, ...]:
         held_gpus.setdefault(node_id, set()).update(int(g) for g in gpu_ids or ())
         if port is not None:
             held_ports.setdefault(node_id, set()).add(int(port))
-    default_engine = getattr(settings, "CLEAVE_WORKER_ENGINE", "vllm")
+    default_engine = settings.CLEAVE_WORKER_ENGINE
     result = []
     for node in nodes:
         engine = str((node.labels or {}).get("engine") or default_engine)

@@ -37,7 +37,7 @@ FRESH_S = 60.0
 
 def sample_interval_s() -> float:
     """The agents' reporting interval (DESIGN.md: a sample per GPU every 10 s)."""
-    return float(getattr(settings, "TELEMETRY_SAMPLE_INTERVAL_S", 10.0))
+    return float(settings.TELEMETRY_SAMPLE_INTERVAL_S)
 
 
 def gap_cap_s(interval_s: float) -> float:
