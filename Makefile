@@ -38,4 +38,4 @@ bench: $(INSTALLED)
 	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 clean:
-	rm -rf var/test var/celery var/static
+	rm -rf var/test var/celery var/static var/bench

@@ -14,6 +14,7 @@ import dj_database_url
 import plotly
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from controlplane.env import envbool, envfloat, envint, envlist, envstr, envurl
 
@@ -204,7 +205,11 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ---------------------------------------------------------------------------------------
 
-_CELERY_DIR = VAR_DIR / "celery"
+# Where the filesystem broker keeps messages. A test run (pytest sets PYTEST_VERSION) gets a folder of its
+# own, passed on to the worker processes it starts, so two runs at once never take each other's tasks.
+if "PYTEST_VERSION" in os.environ and not envstr("CELERY_FILESYSTEM_DIR"):
+    os.environ["CELERY_FILESYSTEM_DIR"] = str(VAR_DIR / f"celery-{os.getpid()}")
+_CELERY_DIR = Path(envstr("CELERY_FILESYSTEM_DIR") or VAR_DIR / "celery").resolve()
 CELERY_BROKER_URL = envurl(
     "CELERY_BROKER_URL",
     envstr("REDIS_URL") or "filesystem://",
@@ -231,6 +236,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = tuple(Queue(name) for name in ("default", "rollout", "telemetry", "profiling"))
 CELERY_TASK_ROUTES = {
     "planning.rollout.*": {"queue": "rollout"},
     "telemetry.*": {"queue": "telemetry"},

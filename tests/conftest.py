@@ -41,8 +41,12 @@ def api_as(db) -> Callable[..., APIClient]:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db) -> Iterator[None]:
-    """A real `celery worker` process on the configured broker, reading the test database."""
+def celery_worker_process(django_db_serialized_rollback, transactional_db) -> Iterator[None]:
+    """A real `celery worker` process on the configured broker, reading the test database.
+
+    Serialized rollback puts back the GPU tiers the data migration seeded, which a transactional test's
+    flush would otherwise leave empty for the tests after it.
+    """
     from tests.processes import celery_worker
 
     with celery_worker():

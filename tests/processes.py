@@ -37,6 +37,7 @@ def child_env(**extra: str) -> dict[str, str]:
         DATABASE_URL=test_database_url(),
         CLEAVE_VAR_DIR=str(settings.VAR_DIR),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        CELERY_FILESYSTEM_DIR=os.environ.get("CELERY_FILESYSTEM_DIR", ""),
         SECRET_KEY=settings.SECRET_KEY,
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",
