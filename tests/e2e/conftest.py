@@ -26,8 +26,10 @@ VIEWPORT = {"width": 1440, "height": 900}
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(django_db_setup: None) -> Iterator[Any]:
+    # Module scope, not session: pytest-django runs database tests before the others, and a Playwright left
+    # running marks an event loop running in the main thread, which breaks later tests' asyncio.run().
     if not CHROMIUM.exists():
         pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
     from django.db import connections
