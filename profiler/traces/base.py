@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ class RowError(Exception):
         self.detail = detail
 
 
-class TraceReader:
+class TraceReader(ABC):
     """One trace format. A subclass that sets `name` registers itself; one instance reads one file once.
 
     `read` yields a TraceRecord per good row and a TraceError per bad row (the caller decides whether to
@@ -70,8 +71,9 @@ class TraceReader:
         if "name" in cls.__dict__:
             READERS[cls.name] = cls
 
+    @abstractmethod
     def read(self) -> Iterator[TraceRecord | TraceError]:
-        raise NotImplementedError
+        """Each row as a TraceRecord, or as the TraceError that says what is wrong with it."""
 
     def record_id(self, line: int) -> str:
         """The id a row gets when the file gives none: the same file gives the same ids on every import."""
@@ -109,11 +111,13 @@ class CsvTraceReader(TraceReader):
     _width = 0
     _columns_found: dict[str, int]
 
+    @abstractmethod
     def bind(self, header: list[str]) -> None:
-        raise NotImplementedError
+        """Find the format's columns in the header (a missing one raises TraceError at line 1)."""
 
+    @abstractmethod
     def parse(self, row: list[str], line: int) -> TraceRecord:
-        raise NotImplementedError
+        """One row as a record (RowError names the bad field)."""
 
     def read(self) -> Iterator[TraceRecord | TraceError]:
         with self._open() as fh:
@@ -167,8 +171,9 @@ class CsvTraceReader(TraceReader):
 class JsonlTraceReader(TraceReader):
     """A trace of one JSON object per line: `parse` turns one object into a record."""
 
+    @abstractmethod
     def parse(self, obj: dict[str, object], line: int) -> TraceRecord:
-        raise NotImplementedError
+        """One JSON object as a record (RowError names the bad field)."""
 
     def read(self) -> Iterator[TraceRecord | TraceError]:
         with self._open() as fh:

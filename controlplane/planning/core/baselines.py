@@ -21,17 +21,21 @@ from typing import Any
 
 import numpy as np
 
-from controlplane.planning.core.capacity import (
+from profiler import catalog
+from profiler.catalog import GpuTier
+from profiler.errors import ProfilerError
+
+from .capacity import (
     InstanceCapacity,
     LengthArrays,
     prefill_capacity,
     prefill_pass_times,
     serving_capacity,
 )
-from controlplane.planning.core.inputs import PlanRequest
-from controlplane.planning.core.placement import Placement, PlacementError, WorkerSpec, place
-from controlplane.planning.core.routing import routing_plan
-from controlplane.planning.core.sim import (
+from .inputs import PlanRequest
+from .placement import Placement, PlacementError, WorkerSpec, place
+from .routing import routing_plan
+from .sim import (
     ClusterSpec,
     LengthSampler,
     PoolSpec,
@@ -39,7 +43,7 @@ from controlplane.planning.core.sim import (
     poisson_requests,
     simulate,
 )
-from controlplane.planning.core.solver import (
+from .solver import (
     CAPACITY_SAMPLE,
     COLOCATED,
     DISAGGREGATED,
@@ -53,9 +57,6 @@ from controlplane.planning.core.solver import (
     limits_for,
     solution_of,
 )
-from profiler import catalog
-from profiler.catalog import GpuTier
-from profiler.errors import ProfilerError
 
 HEADROOM_STEP = 1.15
 

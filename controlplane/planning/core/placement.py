@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controlplane.planning.core.inputs import NodeInventory, PlacedWorker
+from .inputs import NodeInventory, PlacedWorker
 
 ROLE_ORDER: tuple[str, ...] = ("prefill", "decode", "colocated")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from controlplane.planning.core.placement import Placement
+from .placement import Placement
 
 POOLS: tuple[str, ...] = ("prefill", "decode", "colocated")
 

@@ -21,7 +21,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from controlplane.planning.core.capacity import (
+from profiler.catalog import GpuTier
+from profiler.errors import ProfilerError
+from profiler.perfmodel import PerfModel
+
+from .capacity import (
     InstanceCapacity,
     LengthArrays,
     PrefillTimes,
@@ -31,11 +35,8 @@ from controlplane.planning.core.capacity import (
     prefill_quantile_s,
     serving_capacity,
 )
-from controlplane.planning.core.inputs import Constraints, NodeInventory, PlanRequest
-from controlplane.planning.core.placement import tier_slots
-from profiler.catalog import GpuTier
-from profiler.errors import ProfilerError
-from profiler.perfmodel import PerfModel
+from .inputs import Constraints, NodeInventory, PlanRequest
+from .placement import tier_slots
 
 DISAGGREGATED, COLOCATED = "disaggregated", "colocated"
 CAPACITY_SAMPLE = 600

@@ -6,11 +6,11 @@ Pure Python (profiler, numpy, stdlib): no Django, no I/O.
 
 from __future__ import annotations
 
-from controlplane.planning.core.sim.engine import simulate
-from controlplane.planning.core.sim.goodput import GoodputProbe, GoodputSearch, goodput_rps, goodput_search
-from controlplane.planning.core.sim.metrics import LatencyStats, PoolResult, SimResult
-from controlplane.planning.core.sim.spec import ROLES, ClusterSpec, PoolSpec, SimulationError, Slo, tier_price
-from controlplane.planning.core.sim.workload import (
+from .engine import simulate
+from .goodput import GoodputProbe, GoodputSearch, goodput_rps, goodput_search
+from .metrics import LatencyStats, PoolResult, SimResult
+from .spec import ROLES, ClusterSpec, PoolSpec, SimulationError, Slo, tier_price
+from .workload import (
     LengthSampler,
     Request,
     TraceRecordLike,

@@ -12,7 +12,7 @@ import heapq
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from controlplane.planning.core.sim.workers import Instance
+from .workers import Instance
 
 W = TypeVar("W", bound=Instance)
 # Up to this many instances a scan is cheaper than keeping the heap; both pick the same instance.

@@ -32,12 +32,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
-from controlplane.planning.core.sim.dispatch import LeastLoaded
-from controlplane.planning.core.sim.ledger import Ledger
-from controlplane.planning.core.sim.metrics import SimResult, build_result
-from controlplane.planning.core.sim.spec import ClusterSpec, SimulationError, Slo
-from controlplane.planning.core.sim.workers import Instance, PrefillWorker, ServingWorker
-from controlplane.planning.core.sim.workload import Request
+from .dispatch import LeastLoaded
+from .ledger import Ledger
+from .metrics import SimResult, build_result
+from .spec import ClusterSpec, SimulationError, Slo
+from .workers import Instance, PrefillWorker, ServingWorker
+from .workload import Request
 
 W = TypeVar("W", bound=Instance)
 

@@ -6,9 +6,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from controlplane.planning.core.sim.engine import simulate
-from controlplane.planning.core.sim.spec import ClusterSpec, SimulationError, Slo
-from controlplane.planning.core.sim.workload import LengthSampler, poisson_requests
+from .engine import simulate
+from .spec import ClusterSpec, SimulationError, Slo
+from .workload import LengthSampler, poisson_requests
 
 
 @dataclass(frozen=True)

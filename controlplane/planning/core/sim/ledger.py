@@ -8,8 +8,8 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from controlplane.planning.core.sim.spec import SimulationError
-from controlplane.planning.core.sim.workload import Request
+from .spec import SimulationError
+from .workload import Request
 
 Event = tuple[float, int, Callable[[Any, float], None], Any]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from controlplane.planning.core.sim.ledger import Ledger
-from controlplane.planning.core.sim.spec import ClusterSpec, PoolSpec, Slo, tier_price
-from controlplane.planning.core.sim.workers import Instance
-from controlplane.planning.core.sim.workload import Request
+from .ledger import Ledger
+from .spec import ClusterSpec, PoolSpec, Slo, tier_price
+from .workers import Instance
+from .workload import Request
 
 _HOUR_S = 3600.0
 

@@ -17,9 +17,10 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 
-from controlplane.planning.core.sim.ledger import Ledger
-from controlplane.planning.core.sim.series import StepSeries
 from profiler.perfmodel import PerfModel, busy_power_w
+
+from .ledger import Ledger
+from .series import StepSeries
 
 IDLE, DECODE, MIXED_RUN, STEP, PASS = range(5)
 # Prompt length at which a prefill instance's speed is taken, for dispatch: near Azure conv's median.

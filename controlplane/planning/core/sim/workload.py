@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from controlplane.planning.core.sim.spec import SimulationError
+from .spec import SimulationError
 
 
 @dataclass(frozen=True, slots=True)
