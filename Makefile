@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench screenshots venv clean
 
 $(INSTALLED): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Cleave needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -24,6 +24,10 @@ demo: $(INSTALLED) var/secret_key
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
+
+# The console's screenshots in docs/screenshots/, taken by the browser tests.
+screenshots: $(INSTALLED)
+	CLEAVE_SCREENSHOTS=docs $(BIN)/python -m pytest tests/e2e
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
