@@ -27,28 +27,15 @@ import httpx
 import pytest
 
 from profiler.signing import sign, signing_key
+from tests.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ("--heartbeat-s", "0.5", "--sample-s", "0.5", "--time-scale", "0.01", "--stop-grace-s", "5",
         "--restart-backoff-s", "0.5")  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
-def wait_until(check: Callable[[], Any], timeout_s: float = 20.0, what: str = "the condition") -> Any:
-    """Poll ``check`` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout_s} s")
-        time.sleep(0.1)
 
 
 def sim_worker(name: str, gpu: int, port: int, **overrides: Any) -> dict[str, Any]:

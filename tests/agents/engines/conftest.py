@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,14 +19,11 @@ import pytest
 from agents.engines import WorkerSpec, launcher
 from agents.engines.base import EngineArg
 from agents.engines.metrics import WorkerMetrics
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

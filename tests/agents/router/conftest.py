@@ -27,6 +27,7 @@ from agents.engines import WorkerSpec, launcher
 from agents.engines.base import EngineArg
 from agents.engines.metrics import read_samples
 from tests.agents.engines.conftest import ROOT, SimWorker, free_port, read_sse, words
+from tests.processes import wait_until
 
 __all__ = ["KEY", "RouterProcess", "read_sse", "routing", "running_router", "running_sim", "stream_completion",
            "wait_until", "words", "write_routing"]  # fmt: skip
@@ -36,16 +37,6 @@ KEY = "sk-clv-0badc0de-test-key-for-the-router-tests-0123456789"
 KEY_DIGEST = hashlib.sha256(KEY.encode()).hexdigest()
 
 
-def wait_until(check: Callable[[], Any], timeout_s: float = 20.0, what: str = "the condition") -> Any:
-    """Poll ``check`` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout_s} s")
-        time.sleep(0.05)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from .spec import ROLES, ClusterSpec, PoolSpec, SimulationError, Slo, tier_price
 from .workload import (
     LengthSampler,
     Request,
-    TraceRecordLike,
     fit_context,
     poisson_requests,
     requests_from_trace,
@@ -32,7 +31,6 @@ __all__ = [
     "SimResult",
     "SimulationError",
     "Slo",
-    "TraceRecordLike",
     "fit_context",
     "goodput_rps",
     "goodput_search",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
+
+from profiler.features import RequestLike
 
 from .spec import SimulationError
 
@@ -36,19 +37,6 @@ class Request:
             )
 
 
-class TraceRecordLike(Protocol):
-    """What requests_from_trace reads of a record (profiler.traces.TraceRecord has it)."""
-
-    @property
-    def arrival_s(self) -> float | None: ...
-    @property
-    def prompt_tokens(self) -> int: ...
-    @property
-    def output_tokens(self) -> int: ...
-    @property
-    def cached_prompt_tokens(self) -> int: ...
-
-
 def fit_context(
     prompt_tokens: int, output_tokens: int, cached_prompt_tokens: int, max_context: int | None
 ) -> tuple[int, int, int]:
@@ -69,7 +57,7 @@ def fit_context(
 
 
 def requests_from_trace(
-    records: Iterable[TraceRecordLike], *, max_context: int | None = None
+    records: Iterable[RequestLike], *, max_context: int | None = None
 ) -> list[Request]:
     """The trace's requests in arrival order, the first arriving at 0 s, lengths fitted to ``max_context``.
 
@@ -128,7 +116,7 @@ class LengthSampler:
 
     @classmethod
     def from_records(
-        cls, records: Iterable[TraceRecordLike], *, max_context: int | None = None
+        cls, records: Iterable[RequestLike], *, max_context: int | None = None
     ) -> LengthSampler:
         """A sample of a trace's lengths (with its cached prefixes), fitted to ``max_context``."""
         fitted = [
