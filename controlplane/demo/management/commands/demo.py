@@ -60,6 +60,7 @@ class Command(BaseCommand):
         logs = demo_dir / "logs"
         logs.mkdir(exist_ok=True)
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.stopping = threading.Event()
         self._spawn("web", [sys.executable, "-m", "gunicorn", "controlplane.wsgi", "--bind", f"{host}:{port}",
                             "--workers", "2", "--threads", "4", "--access-logfile", "-"], env, logs, quiet=True)
         self._spawn("celery", [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "--beat", "-Q",
@@ -118,19 +119,21 @@ class Command(BaseCommand):
         if rollout is not None:
             self.stdout.write(f"first plan {rollout.plan_id} rolling out (rollout {rollout.pk})")
         turn = 0
-        while True:
+        while not self.stopping.is_set():
             router = fleet.router_url(service)
             if router is None or not _answers(f"{router}/health"):
-                time.sleep(2)
+                self.stopping.wait(2)
                 continue
             trace = TRACES[turn % len(TRACES)]
             self.stdout.write(f"replaying {trace} through {router} for {REPLAY_S} s")
             with (logs / "loadgen.log").open("ab") as out:
-                subprocess.run([
-                    sys.executable, "-m", "agents.loadgen", "--router", router, "--api-key", key, "--model", fleet.MODEL, "--trace",
-                    str(data / trace), "--format", "azure", "--speed", "1", "--duration", str(REPLAY_S), "--stream",
-                    "--ttft-slo", "1.0", "--tpot-slo", "0.1", "--json",
-                ], stdout=out, stderr=subprocess.STDOUT, check=False)
+                loadgen = subprocess.Popen([
+                    sys.executable, "-m", "agents.loadgen", "--router", router, "--api-key", key, "--model", fleet.MODEL,
+                    "--trace", str(data / trace), "--format", "azure", "--speed", "1", "--duration", str(REPLAY_S),
+                    "--stream", "--ttft-slo", "1.0", "--tpot-slo", "0.1", "--json",
+                ], stdout=out, stderr=subprocess.STDOUT)
+            self.processes.append(loadgen)
+            loadgen.wait()
             turn += 1
 
     def _wait(self) -> None:
@@ -144,6 +147,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         while not stopping and all(process.poll() is None for process in self.processes[:2]):
             time.sleep(0.5)
+        self.stopping.set()  # no new load from here on
         for process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
