@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from agents.cli import positive_float
 from profiler.traces import FORMATS, TraceError, TraceRecord, parse_columns, read_trace
 
 # Common English words that are one token each in the usual tokenizers.
@@ -333,14 +334,6 @@ def _table(report: dict[str, Any]) -> str:
         )
     return "\n".join(lines)
 
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m agents.loadgen``."""
     p = argparse.ArgumentParser(
@@ -357,22 +350,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", choices=["completions", "chat"], default="completions")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument(
-        "--speed", type=_positive, help="replay at the trace's timestamps, this many times faster"
+        "--speed", type=positive_float, help="replay at the trace's timestamps, this many times faster"
     )
-    pace.add_argument("--rate", type=_positive, help="Poisson arrivals at this many requests/s")
-    p.add_argument("--duration", type=_positive, help="stop sending after this many seconds")
+    pace.add_argument("--rate", type=positive_float, help="Poisson arrivals at this many requests/s")
+    p.add_argument("--duration", type=positive_float, help="stop sending after this many seconds")
     p.add_argument("--requests", type=int, help="send at most this many requests")
     p.add_argument("--stream", action="store_true", help="stream answers (TTFT and TPOT need it)")
-    p.add_argument("--ttft-slo", type=_positive, help="seconds")
-    p.add_argument("--tpot-slo", type=_positive, help="seconds")
+    p.add_argument("--ttft-slo", type=positive_float, help="seconds")
+    p.add_argument("--tpot-slo", type=positive_float, help="seconds")
     p.add_argument("--concurrency-limit", type=int, help="at most this many requests in flight")
     p.add_argument(
         "--time-scale",
-        type=_positive,
+        type=positive_float,
         default=1.0,
         help="divide latencies by this before the SLO check (a sim fleet run with --time-scale)",
     )
-    p.add_argument("--timeout-s", type=_positive, default=600.0, help="per request")
+    p.add_argument("--timeout-s", type=positive_float, default=600.0, help="per request")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
     return p  # fmt: skip

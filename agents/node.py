@@ -30,6 +30,7 @@ import httpx
 import uvicorn
 
 from agents.api import AgentApi
+from agents.cli import positive_float, positive_int
 from agents.control_plane import ControlPlane, NodeIdentity
 from agents.gpu import GpuReader, NvmlGpuReader, SimulatedGpuReader
 from agents.reconcile import (
@@ -81,44 +82,33 @@ class AgentConfig:
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
-
-def _positive(kind: type[float] | type[int]) -> Any:
-    def parse(text: str) -> float | int:
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The agent's command line."""
     p = argparse.ArgumentParser(prog="python -m agents.node", description="Cleave's node agent.")
     p.add_argument("--control-plane", required=True, help="the control plane's base URL")
     p.add_argument("--bootstrap-token", default=None, help=f"to register with (default: ${BOOTSTRAP_ENV})")
     p.add_argument("--tier", required=True, help="the node's GPU tier, e.g. H100-SXM-80GB")
-    p.add_argument("--gpus", type=_positive(int), required=True, help="how many GPUs the node has")
+    p.add_argument("--gpus", type=positive_int, required=True, help="how many GPUs the node has")
     p.add_argument("--name", default=socket.gethostname(), help="the node's name (default: the host name)")
     p.add_argument("--engine", default="sim", help="engine of workers whose assignment names none")
     p.add_argument("--listen", default="127.0.0.1:9100", help="HOST:PORT the agent API listens on")
     p.add_argument("--advertise-url", default="", help="the URL the control plane calls (default: from --listen)")
     p.add_argument("--state-dir", type=Path, default=None, help="default: var/agents/<name>")
-    p.add_argument("--heartbeat-s", type=_positive(float), default=5.0)
-    p.add_argument("--sample-s", type=_positive(float), default=10.0)
+    p.add_argument("--heartbeat-s", type=positive_float, default=5.0)
+    p.add_argument("--sample-s", type=positive_float, default=10.0)
     p.add_argument("--tls-cert", default=None, help="serve the agent API over TLS with this certificate")
     p.add_argument("--tls-key", default=None, help="... and this key")
     p.add_argument("--ca-bundle", default=None, help="CA bundle that verifies the control plane")
-    p.add_argument("--time-scale", type=_positive(float), default=None, help="passed to sim workers")
+    p.add_argument("--time-scale", type=positive_float, default=None, help="passed to sim workers")
     p.add_argument("--gpu-reader", choices=GPU_READERS, default="auto", help="auto: NVML if present, else sim")
     p.add_argument("--worker-host", default=None, help="address workers listen on (default: the --listen host)")
-    p.add_argument("--stop-grace-s", type=_positive(float), default=30.0, help="SIGTERM to SIGKILL")
-    p.add_argument("--start-timeout-s", type=_positive(float), default=900.0, help="launch to ready, at most")
-    p.add_argument("--restart-backoff-s", type=_positive(float), default=1.0, help="first restart delay")
-    p.add_argument("--restart-backoff-max-s", type=_positive(float), default=60.0)
-    p.add_argument("--healthy-reset-s", type=_positive(float), default=60.0,
+    p.add_argument("--stop-grace-s", type=positive_float, default=30.0, help="SIGTERM to SIGKILL")
+    p.add_argument("--start-timeout-s", type=positive_float, default=900.0, help="launch to ready, at most")
+    p.add_argument("--restart-backoff-s", type=positive_float, default=1.0, help="first restart delay")
+    p.add_argument("--restart-backoff-max-s", type=positive_float, default=60.0)
+    p.add_argument("--healthy-reset-s", type=positive_float, default=60.0,
                    help="healthy this long, a worker's backoff starts over")  # fmt: skip
-    p.add_argument("--buffer-samples", type=_positive(int), default=100_000, help="samples kept while offline")
+    p.add_argument("--buffer-samples", type=positive_int, default=100_000, help="samples kept while offline")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from agents.cli import positive_float, positive_int
 from agents.engines.base import ENGINE_ROLES, EngineError, EngineLauncher, WorkerSpec, flag_args
 from agents.engines.metrics import SimActivity, WorkerMetrics, parse_worker_metrics, read_samples
 from agents.engines.vllm import VLLM_NAMES
@@ -119,22 +120,6 @@ class SimLauncher(EngineLauncher):
             sim=activity,
             info=metrics.info,
         )
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m agents.engines.sim``."""
     parser = argparse.ArgumentParser(
@@ -144,17 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--role", required=True, choices=ENGINE_ROLES)
     parser.add_argument("--model", required=True, help="catalog model name, e.g. llama-3.1-8b")
     parser.add_argument("--tier", required=True, help="catalog GPU tier, e.g. H100-SXM-80GB")
-    parser.add_argument("--tp", type=_positive_int, default=1)
+    parser.add_argument("--tp", type=positive_int, default=1)
     parser.add_argument("--dtype", default="bf16", choices=DTYPES)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=_positive_int, required=True)
+    parser.add_argument("--port", type=positive_int, required=True)
     parser.add_argument("--name", default="", help="worker name; also the engine id in kv_transfer_params")
     parser.add_argument(
         "--served-model-name", default="", help="the model name requests use (default: --model)"
     )
     parser.add_argument(
         "--time-scale",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         help="wall seconds per model second (0.1 runs ten times faster)",
     )
@@ -164,17 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(LINKS),
         help="the link KV caches arrive over, for decode workers",
     )
-    parser.add_argument("--max-num-seqs", type=_positive_int, default=256)
-    parser.add_argument("--max-num-batched-tokens", type=_positive_int, default=8192)
+    parser.add_argument("--max-num-seqs", type=positive_int, default=256)
+    parser.add_argument("--max-num-batched-tokens", type=positive_int, default=8192)
     parser.add_argument(
         "--kv-capacity-tokens",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="KV cache size in tokens (default: the perf model's for this worker)",
     )
     parser.add_argument(
         "--max-model-len",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="context limit (default: the catalog model's)",
     )

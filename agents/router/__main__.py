@@ -16,13 +16,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
 
+from agents.cli import positive_float, positive_int
 from agents.router.app import Router, RouterConfig
 from agents.router.metrics import RouterMetrics, StateSnapshot
 from agents.router.plan import ControlPlanePoller, PlanHolder, load_file, watch_file
@@ -173,17 +174,6 @@ class TokenSource:
         self()
         return self._control_plane
 
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m agents.router``."""
     p = argparse.ArgumentParser(
@@ -207,16 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-file", type=Path, help=f"where the control plane token is, when ${TOKEN_ENV} is unset"
     )
     p.add_argument("--spool-dir", type=Path, help="where records wait while the control plane is away")
-    p.add_argument("--spool-max-mb", type=_positive(float), default=64.0)
-    p.add_argument("--max-queue", type=_positive(int), default=256, help="requests in flight before 429s")
-    p.add_argument("--worker-timeout-s", type=_positive(float), default=30.0)
-    p.add_argument("--connect-timeout-s", type=_positive(float), default=2.0)
-    p.add_argument("--poll-s", type=_positive(float), default=5.0, help="routing document poll interval")
-    p.add_argument("--batch-records", type=_positive(int), default=500)
-    p.add_argument("--flush-s", type=_positive(float), default=2.0)
+    p.add_argument("--spool-max-mb", type=positive_float, default=64.0)
+    p.add_argument("--max-queue", type=positive_int, default=256, help="requests in flight before 429s")
+    p.add_argument("--worker-timeout-s", type=positive_float, default=30.0)
+    p.add_argument("--connect-timeout-s", type=positive_float, default=2.0)
+    p.add_argument("--poll-s", type=positive_float, default=5.0, help="routing document poll interval")
+    p.add_argument("--batch-records", type=positive_int, default=500)
+    p.add_argument("--flush-s", type=positive_float, default=2.0)
     p.add_argument("--require-api-key", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--breaker-failures", type=_positive(int), default=3)
-    p.add_argument("--breaker-cool-off-s", type=_positive(float), default=5.0)
+    p.add_argument("--breaker-failures", type=positive_int, default=3)
+    p.add_argument("--breaker-cool-off-s", type=positive_float, default=5.0)
     p.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
